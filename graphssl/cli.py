@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.data_command == "list":
                 for info in DATASETS.values():
                     kind = info.task_type or "unlabeled"
-                    print(f"{info.name:18s} {kind:15s} {info.metric or '-':8s} {info.description}")
+                    print(f"{info.name:26s} {kind:15s} {info.metric or '-':8s} {info.description}")
             else:
                 from graphssl.data.dataset import load_dataset
 

@@ -136,6 +136,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation):
             return value
+        if annotation is DataConfig and isinstance(value, str):
+            return DataConfig(name=value)  # a registry name stands for {name: ...}
         if not isinstance(value, dict):
             raise ConfigError(f"option '{where}' must be a mapping, got {value!r}")
         return from_dict(annotation, value, prefix=f"{where}.")
@@ -228,6 +230,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
+            elif isinstance(child, str):
+                child = node[part] = {"name": child}  # a data set given by name becomes a mapping
             if not isinstance(child, dict):
                 raise ConfigError(f"override '{text}': '{part}' is not a section")
             node = child

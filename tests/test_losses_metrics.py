@@ -1,0 +1,58 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from graphssl.losses import masked_bce_with_logits, masked_mse, sce_loss
+from graphssl.metrics import compute_metric, is_better
+
+
+def test_sce_hand_computed():
+    pred = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    target = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    # cosines: 1, 1/sqrt(2), 0
+    errors = torch.tensor([0.0, 1 - 1 / math.sqrt(2), 1.0])
+    assert sce_loss(pred, target, alpha=1).item() == pytest.approx(errors.mean().item(), abs=1e-6)
+    assert sce_loss(pred, target, alpha=3).item() == pytest.approx(errors.pow(3).mean().item(), abs=1e-6)
+
+
+def test_sce_is_scale_invariant_and_validates():
+    pred, target = torch.randn(5, 4), torch.randn(5, 4)
+    assert sce_loss(3.0 * pred, target).item() == pytest.approx(sce_loss(pred, target).item(), abs=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        sce_loss(pred, target, alpha=0.5)
+    with pytest.raises(ValueError, match="shapes"):
+        sce_loss(pred, target[:, :3])
+
+
+def test_masked_losses_ignore_missing_labels():
+    logits = torch.tensor([[0.0, 2.0], [1.0, -1.0]])
+    y = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor([0.0, 1.0, -1.0]), torch.tensor([1.0, 0.0, 1.0]))
+    assert masked_bce_with_logits(logits, y).item() == pytest.approx(expected.item())
+    pred = torch.tensor([[1.0], [5.0]])
+    assert masked_mse(pred, torch.tensor([[3.0], [float("nan")]])).item() == pytest.approx(4.0)
+
+
+def test_metrics_hand_computed():
+    y = np.array([[1.0, 3.0], [0.0, np.nan], [1.0, 1.0], [0.0, 2.0]])
+    p = np.array([[0.9, 2.0], [0.1, 0.0], [0.8, 1.0], [0.7, 4.0]])
+    # task 0: one positive ranks below a negative? scores pos 0.9, 0.8; neg 0.1, 0.7 -> AUC 1.0
+    assert compute_metric("roc_auc", y[:, :1], p[:, :1]) == pytest.approx(1.0)
+    assert compute_metric("mae", y[:, 1:], p[:, 1:]) == pytest.approx((1 + 0 + 2) / 3)
+    assert compute_metric("rmse", y[:, 1:], p[:, 1:]) == pytest.approx(math.sqrt((1 + 0 + 4) / 3))
+
+
+def test_roc_auc_skips_tasks_without_both_classes():
+    y = np.array([[1.0, 1.0], [0.0, 1.0], [1.0, np.nan]])
+    p = np.array([[0.2, 0.5], [0.9, 0.1], [0.4, 0.3]])
+    assert compute_metric("roc_auc", y, p) == pytest.approx(0.0)  # only task 0 counts
+    assert math.isnan(compute_metric("roc_auc", y[:, 1:], p[:, 1:]))
+
+
+def test_is_better_direction():
+    assert is_better("roc_auc", 0.8, 0.7) and not is_better("roc_auc", 0.6, 0.7)
+    assert is_better("rmse", 0.5, 0.7) and not is_better("mae", 0.9, 0.7)
+    assert is_better("mae", 1.0, None) and not is_better("mae", float("nan"), 1.0)
