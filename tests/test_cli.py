@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from graphssl.cli import build_parser, main
+
+
+def _tiny_config(tmp_path, molecule_csv):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(f"""
+output_dir: {tmp_path / 'out'}
+cache_dir: {tmp_path / 'cache'}
+progress: false
+data: {{path: {molecule_csv}}}
+model: {{backbone: gine, hidden: 16, num_layers: 2}}
+pretrain: {{epochs: 1, batch_size: 8}}
+finetune:
+  task: {{path: {molecule_csv}, label_columns: [logp], task_type: regression}}
+  split: scaffold
+  epochs: 2
+  batch_size: 8
+benchmark:
+  methods: [scratch, attrmask, {{name: graphmae, mask_rate: 0.5}}]
+  tasks: [{{path: {molecule_csv}, label_columns: [logp], task_type: regression}}]
+  seeds: [0, 1]
+""")
+    return path
+
+
+def test_pretrain_finetune_benchmark_end_to_end(tmp_path, molecule_csv, capsys):
+    config = _tiny_config(tmp_path, molecule_csv)
+    assert main(["pretrain", "--config", str(config), "--set", "objective.name=attrmask"]) == 0
+    encoder = tmp_path / "out" / "encoder.pt"
+    assert encoder.is_file()
+    assert main(["finetune", "--config", str(config), "--checkpoint", str(encoder),
+                 "--set", f"output_dir={tmp_path / 'ft'}"]) == 0
+    assert "best validation" in capsys.readouterr().out
+    assert main(["benchmark", "--config", str(config), "--set", f"output_dir={tmp_path / 'bench'}"]) == 0
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert {r["method"] for r in results["runs"]} == {"scratch", "attrmask", "graphmae"}
+    assert len(results["runs"]) == 6
+    table = (tmp_path / "bench" / "results.md").read_text()
+    assert "scratch" in table and "graphmae" in table and "±" in table and "Machine" in table
+    assert (tmp_path / "bench" / "results.png").stat().st_size > 1000
+
+
+def test_errors_exit_with_a_message(tmp_path, molecule_csv, capsys):
+    config = _tiny_config(tmp_path, molecule_csv)
+    assert main(["pretrain", "--config", str(config), "--set", "pretrain.epoch=3"]) == 2
+    assert "unknown option 'pretrain.epoch'" in capsys.readouterr().err
+    assert main(["finetune", "--config", str(config), "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "benchmark"])
+def test_help_explains_every_option(command, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    text = capsys.readouterr().out
+    for option in ["--config", "--set", "pretrain.epochs", "finetune.label_fraction", "model.backbone",
+                   "data.on_error", "benchmark.methods"]:
+        assert option in text
+    if command == "finetune":
+        assert "--checkpoint" in text
