@@ -75,6 +75,28 @@ class MoleculeDataset(Dataset):
                                self.report, self.indices[np.asarray(indices, dtype=np.int64)])
 
 
+class PrecomputedDataset(Dataset):
+    """Graphs transformed once (e.g. coarsened), kept in memory, with the source's metadata."""
+
+    def __init__(self, graphs: list[Data], source: MoleculeDataset) -> None:
+        self.graphs = graphs
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def __getitem__(self, i: int) -> Data:
+        return self.graphs[i]
+
+    @property
+    def feature_spec(self):
+        return self.source.feature_spec
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+
 def resolve_source(config: DataConfig) -> RawSource:
     if config.name and config.path:
         raise DataError(f"give either data.name ('{config.name}') or data.path ('{config.path}'), not both")

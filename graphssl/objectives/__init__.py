@@ -3,6 +3,7 @@ batch to a scalar loss: ``loss = objective(batch)``."""
 
 from graphssl.objectives.attrmask import AttrMask
 from graphssl.objectives.graphmae import GraphMAE
+from graphssl.objectives.higmae import HiGMAE
 from graphssl.objectives.registry import OBJECTIVES, build_objective, objective_options, register_objective
 
-__all__ = ["AttrMask", "GraphMAE", "OBJECTIVES", "build_objective", "objective_options", "register_objective"]
+__all__ = ["AttrMask", "GraphMAE", "HiGMAE", "OBJECTIVES", "build_objective", "objective_options", "register_objective"]

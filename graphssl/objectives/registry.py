@@ -11,10 +11,12 @@ from graphssl.encoders.encoder import Encoder
 from graphssl.errors import ConfigError
 from graphssl.objectives.attrmask import AttrMask
 from graphssl.objectives.graphmae import GraphMAE
+from graphssl.objectives.higmae import HiGMAE
 
 OBJECTIVES: dict[str, type[nn.Module]] = {
     "graphmae": GraphMAE,
     "attrmask": AttrMask,
+    "higmae": HiGMAE,
 }
 
 

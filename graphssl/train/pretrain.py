@@ -13,7 +13,7 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from graphssl.config import RunConfig, save_config
-from graphssl.data.dataset import MoleculeDataset, load_dataset
+from graphssl.data.dataset import MoleculeDataset, PrecomputedDataset, load_dataset
 from graphssl.encoders import build_encoder, degree_histogram
 from graphssl.encoders.encoder import Encoder
 from graphssl.objectives import build_objective
@@ -55,6 +55,13 @@ def pretrain(config: RunConfig, dataset: MoleculeDataset | None = None) -> Path:
     objective = build_objective(config.objective.name, encoder, config.objective.options).to(device)
     optimizer = torch.optim.Adam(objective.parameters(), lr=config.pretrain.lr, weight_decay=config.pretrain.weight_decay)
     run = config.pretrain
+    transform = getattr(objective, "transform", None)
+    if transform is not None:
+        # Deterministic per-graph preprocessing (e.g. coarsening): done once, not every epoch.
+        t0 = time.perf_counter()
+        dataset = PrecomputedDataset(transform.many(dataset, progress=config.progress), dataset)
+        if config.progress:
+            print(f"{transform} applied to {len(dataset)} graphs in {time.perf_counter() - t0:.1f} s")
     start_epoch, step, history = 0, 0, []
     last = out / "last.pt"
     if run.resume and last.is_file():
@@ -68,6 +75,8 @@ def pretrain(config: RunConfig, dataset: MoleculeDataset | None = None) -> Path:
     stopped = False
     for epoch in range(start_epoch, run.epochs):
         objective.train()
+        if hasattr(objective, "set_epoch"):
+            objective.set_epoch(epoch, run.epochs)
         loader = _epoch_loader(dataset, run.batch_size, config.seed, epoch, run.num_workers)
         total, graphs, t0 = 0.0, 0, time.perf_counter()
         bar = tqdm(loader, desc=f"pretrain {config.objective.name} epoch {epoch + 1}/{run.epochs}",
