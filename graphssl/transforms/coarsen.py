@@ -103,15 +103,18 @@ def algebraic_scores(edge_index: Tensor, weight: Tensor, batch: Tensor, num_node
                      vectors: int = 10, iterations: int = 20, omega: float = 0.5) -> Tensor:
     """Edge scores for algebraic-distance matching: minus the distance between the endpoints'
     Jacobi-relaxed test vectors (close pairs are contracted first)."""
-    x = _test_vectors(batch, vectors)
-    deg = _degree(edge_index, weight, num_nodes).clamp(min=1e-12).unsqueeze(1)
-    src, dst = edge_index
-    w = weight.double().unsqueeze(1)
+    from scipy.sparse import csr_matrix
+
+    x = _test_vectors(batch, vectors).cpu().numpy()
+    ei = edge_index.cpu().numpy()
+    w = weight.double().cpu().numpy()
+    deg = np.bincount(ei[0], weights=w, minlength=num_nodes)
+    # row-normalised adjacency D^-1 A: one sparse product per Jacobi sweep
+    walk = csr_matrix((w / np.maximum(deg[ei[0]], 1e-12), (ei[0], ei[1])), shape=(num_nodes, num_nodes))
     for _ in range(iterations):
-        neighbour_mean = torch.zeros_like(x).index_add_(0, src, w * x[dst]) / deg
-        x = (1 - omega) * x + omega * neighbour_mean
-    distance = (x[src] - x[dst]).pow(2).sum(1).sqrt()
-    return -distance
+        x = (1 - omega) * x + omega * (walk @ x)
+    distance = np.sqrt(((x[ei[0]] - x[ei[1]]) ** 2).sum(1))
+    return torch.as_tensor(-distance, device=edge_index.device)
 
 
 def heavy_edge_scores(edge_index: Tensor, weight: Tensor, num_nodes: int) -> Tensor:
@@ -242,30 +245,28 @@ def coarsen_batch(
     return out
 
 
-def _split(batch: Data, levels: list[Level], num_graphs: int) -> list[HierarchicalData]:
-    """Per-graph hierarchies (local indices) from a coarsened batch."""
-    fine_batch = getattr(batch, "batch", None)
-    if fine_batch is None:
-        fine_batch = torch.zeros(batch.num_nodes, dtype=torch.long)
-    graphs = batch.to_data_list() if isinstance(batch, Batch) else [batch]
-    out = [HierarchicalData(**{k: v for k, v in g.items()}) for g in graphs]
-    prev_batch = fine_batch
+def _split(graphs: Sequence[Data], levels: list[Level]) -> list[HierarchicalData]:
+    """Per-graph hierarchies (local indices) from the levels of the batch of ``graphs``."""
+    num_graphs = len(graphs)
+    fields: list[dict[str, Any]] = [dict(g.items()) for g in graphs]
+    prev_counts = torch.tensor([g.num_nodes for g in graphs], dtype=torch.long)
+    prev_batch = torch.repeat_interleave(torch.arange(num_graphs), prev_counts)
     for number, level in enumerate(levels, start=1):
         counts = torch.bincount(level.batch, minlength=num_graphs)
         starts = torch.cumsum(counts, 0) - counts
-        prev_counts = torch.bincount(prev_batch, minlength=num_graphs)
         cluster_parts = torch.split(level.cluster - starts[prev_batch], prev_counts.tolist())
         edge_graph = level.batch[level.edge_index[0]]
         edge_counts = torch.bincount(edge_graph, minlength=num_graphs)
         edge_parts = torch.split(level.edge_index - starts[edge_graph], edge_counts.tolist(), dim=1)
         pe_parts = torch.split(level.rwpe, counts.tolist())
-        for g, data in enumerate(out):
-            data[f"cluster_{number}"] = cluster_parts[g].clone()
-            data[f"edge_index_{number}"] = edge_parts[g].clone()
-            data[f"rwpe_{number}"] = pe_parts[g].clone()
-            data[f"n_{number}"] = int(counts[g])
-        prev_batch = level.batch
-    return out
+        count_list = counts.tolist()
+        for g, values in enumerate(fields):
+            values[f"cluster_{number}"] = cluster_parts[g].clone()
+            values[f"edge_index_{number}"] = edge_parts[g].clone()
+            values[f"rwpe_{number}"] = pe_parts[g].clone()
+            values[f"n_{number}"] = count_list[g]
+        prev_batch, prev_counts = level.batch, counts
+    return [HierarchicalData(**values) for values in fields]
 
 
 class Coarsen(BaseTransform):
@@ -294,7 +295,7 @@ class Coarsen(BaseTransform):
             chunk = [graphs[i] for i in range(start, min(start + chunk_size, len(graphs)))]
             batch = Batch.from_data_list(chunk)
             levels = coarsen_batch(batch, self.levels, self.ratio, self.method, self.pe_steps)
-            out.extend(_split(batch, levels, len(chunk)))
+            out.extend(_split(chunk, levels))
         return out
 
     def __repr__(self) -> str:

@@ -1,0 +1,251 @@
+"""Hi-GMAE speed and memory, measured in one run.
+
+(a) Coarsening throughput (graphs/s) of graphssl's batched sparse coarsening against the
+    reference Hi-GMAE preprocessing (pygsp-based Loukas coarsening, run the way the
+    reference runs it) on the same MOSES molecules.
+(b) Pretraining throughput of Hi-GMAE against GraphMAE on the same backbone and batches.
+(c) Time and peak memory of one Hi-GMAE training step as graph size grows, from MOSES
+    molecules to synthetic molecule-like graphs of 5,000 nodes (one subprocess per size,
+    so peak resident memory is that size's own).
+
+The reference is not part of graphssl: pass the folder of a checkout of its public
+repository (LiuChuang0059/Hi-GMAE) with --reference; without it, (a) measures graphssl only.
+
+    python benchmarks/higmae_speed.py --reference /path/to/Hi-GMAE --out benchmarks/results/higmae_speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch, Data
+from torch_geometric.loader import DataLoader
+
+from graphssl.config import DataConfig, ModelConfig
+from graphssl.data.dataset import load_dataset
+from graphssl.encoders import build_encoder
+from graphssl.objectives import build_objective
+from graphssl.train.runtime import library_versions, machine_description
+from graphssl.transforms.coarsen import Coarsen
+
+
+def moses(n: int) -> list[Data]:
+    dataset = load_dataset(DataConfig(name="moses", limit=n), progress=False, verbose=False)
+    return [dataset[i] for i in range(len(dataset))]
+
+
+# ---------------------------------------------------------------- (a) coarsening throughput
+def reference_coarsening(path: Path, graphs: list[Data], rate: float, method: str, pe_steps: int) -> float:
+    """Graphs/s of the reference preprocessing: its ``graphmae.datasets.data_util.coarsen_graph``
+    with two coarse layers (one coarsening step) and its own ``AddRandomWalkPE``, i.e. pygsp
+    ``coarsen(G, K=10, r, method)``, dense projection, dense coarse adjacency and RW-PE."""
+    import types
+
+    import numpy
+    import scipy
+
+    numpy.Inf = numpy.inf  # numpy 2 removed these aliases that the reference still uses
+    scipy.newaxis = numpy.newaxis
+    # The module imports ogb for node-level data sets that coarsening never touches; ogb
+    # does not install here, so a stand-in satisfies the import.
+    for name in ("ogb", "ogb.nodeproppred"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    sys.modules["ogb.nodeproppred"].PygNodePropPredDataset = None
+    sys.path.insert(0, str(path))
+    from graphmae.datasets.data_util import coarsen_graph  # the reference's own code
+    from graphmae.transform.posec import AddRandomWalkPE
+
+    transform = AddRandomWalkPE(pe_steps)
+    start = time.perf_counter()
+    for data in graphs:
+        plain = Data(x=data.x.float(), edge_index=data.edge_index, num_nodes=data.num_nodes)
+        coarsen_graph(plain, 2, rate, method, transform)
+    return len(graphs) / (time.perf_counter() - start)
+
+
+def graphssl_coarsening(graphs: list[Data], rate: float, method: str, pe_steps: int, chunk: int) -> float:
+    transform = Coarsen(levels=1, ratio=rate, method=method, pe_steps=pe_steps)
+    start = time.perf_counter()
+    if chunk == 1:
+        for g in graphs:
+            transform(g)
+    else:
+        transform.many(graphs, chunk_size=chunk)
+    return len(graphs) / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- (b) pretraining throughput
+def pretraining_throughput(graphs: list[Data], batches: int, batch_size: int) -> dict[str, float]:
+    out = {}
+    model = ModelConfig(backbone="gine", hidden=300, num_layers=5)
+    for name, options in [("graphmae", {}), ("higmae", {"levels": 2, "ratio": 0.25})]:
+        torch.manual_seed(0)
+        objective = build_objective(name, build_encoder(model), options)
+        data = graphs
+        prep = 0.0
+        if hasattr(objective, "transform"):
+            t0 = time.perf_counter()
+            data = objective.transform.many(graphs)
+            prep = time.perf_counter() - t0
+        loader = list(DataLoader(data, batch_size=batch_size))[:batches]
+        optimiser = torch.optim.Adam(objective.parameters(), lr=1e-3)
+        objective.train()
+        for step, batch in enumerate(loader):
+            if step == 1:  # the first step pays one-off allocation costs
+                start = time.perf_counter()
+            loss = objective(batch)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        seconds = time.perf_counter() - start
+        out[name] = (len(loader) - 1) * batch_size / seconds
+        out[f"{name}_preprocess_graphs_per_s"] = len(graphs) / prep if prep else float("nan")
+    out["ratio_higmae_over_graphmae"] = out["higmae"] / out["graphmae"]
+    return out
+
+
+def reference_projection_bytes(graphs: list[Data], batch_size: int) -> tuple[float, float]:
+    """Bytes of the reference's dense block-diagonal float32 projection for one batch vs our
+    int64 cluster vector, for the same coarsening (levels 1, ratio 0.25)."""
+    coarse = Coarsen(levels=1, ratio=0.25).many(graphs[:batch_size])
+    n_fine = sum(g.num_nodes for g in coarse)
+    n_coarse = sum(g.n_1 for g in coarse)
+    return 4.0 * n_fine * n_coarse, 8.0 * n_fine
+
+
+# ---------------------------------------------------------------- (c) growth with graph size
+def molecule_like_graph(n: int, seed: int) -> Data:
+    """A random tree (molecular backbone) plus ring closures between nodes 4 to 6 steps apart
+    on the tree's node order, with random element and bond types: degree about 2.1."""
+    rng = np.random.default_rng(seed)
+    parent = [int(rng.integers(max(0, i - 3), i)) for i in range(1, n)]
+    edges = [(p, i) for i, p in zip(range(1, n), parent)]
+    for _ in range(n // 12):
+        a = int(rng.integers(0, max(n - 6, 1)))
+        b = a + int(rng.integers(4, 7))
+        if b < n:
+            edges.append((a, b))
+    e = torch.tensor(edges, dtype=torch.long).t() if edges else torch.zeros(2, 0, dtype=torch.long)
+    edge_index = torch.cat([e, e.flip(0)], 1)
+    x = torch.zeros(n, 9, dtype=torch.long)
+    x[:, 0] = torch.as_tensor(rng.choice([5, 6, 7, 8, 15], size=n, p=[0.7, 0.12, 0.12, 0.03, 0.03]))
+    edge_attr = torch.zeros(edge_index.size(1), 3, dtype=torch.long)
+    return Data(x=x, edge_index=edge_index, edge_attr=edge_attr, num_nodes=n)
+
+
+def one_size(n: int, method: str, repeats: int) -> dict[str, float]:
+    """Run in a fresh process: one training step of `method` on a batch of one graph of n
+    nodes (n = 0: a batch of 256 MOSES molecules, about 24 atoms each)."""
+    torch.manual_seed(0)
+    graphs = moses(256) if n == 0 else [molecule_like_graph(n, 0)]
+    objective = build_objective(method, build_encoder(ModelConfig(backbone="gine", hidden=300, num_layers=5)),
+                                {"levels": 2, "ratio": 0.25} if method == "higmae" else {})
+    if hasattr(objective, "transform"):
+        graphs = objective.transform.many(graphs)
+    batch = Batch.from_data_list(graphs)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        loss = objective(batch)
+        loss.backward()
+        times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"nodes": int(batch.num_nodes), "edges": int(batch.num_edges), "graphs": int(batch.num_graphs),
+            "seconds_per_step": float(np.median(times[1:])), "peak_rss_mb": peak / 1024,
+            "step_rss_growth_mb": (peak - before) / 1024}
+
+
+def growth(sizes: list[int], repeats: int) -> list[dict[str, float]]:
+    rows = []
+    for method in ("graphmae", "higmae"):
+        for n in sizes:
+            result = subprocess.run([sys.executable, __file__, "--one-size", str(n), "--method", method,
+                                     "--repeats", str(repeats)], capture_output=True, text=True, check=True)
+            row = json.loads(result.stdout.strip().splitlines()[-1])
+            row["method"] = method
+            rows.append(row)
+            print(f"  {method:8s} {row['nodes']:6d} nodes: {row['seconds_per_step'] * 1e3:8.1f} ms/step, "
+                  f"peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+    return rows
+
+
+def plot_growth(rows: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for method in ("graphmae", "higmae"):
+        sel = [r for r in rows if r["method"] == method and r["graphs"] == 1]
+        nodes = [r["nodes"] for r in sel]
+        axes[0].plot(nodes, [r["seconds_per_step"] * 1e3 for r in sel], "o-", label=method)
+        axes[1].plot(nodes, [r["step_rss_growth_mb"] for r in sel], "o-", label=method)
+    axes[0].set(xlabel="nodes in the graph", ylabel="ms per training step (forward + backward)")
+    axes[1].set(xlabel="nodes in the graph", ylabel="peak RSS growth during steps (MB)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("one graph per batch, 5-layer GINE 300; Hi-GMAE: 2 levels, ratio 0.25", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", type=Path, help="checkout of the Hi-GMAE repository (for (a))")
+    parser.add_argument("--molecules", type=int, default=2000)
+    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[0, 100, 500, 1000, 2000, 5000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/higmae_speed"))
+    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--method", default="higmae", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.one_size is not None:
+        print(json.dumps(one_size(args.one_size, args.method, args.repeats)))
+        return
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"command": " ".join(sys.argv), "machine": machine_description(), "versions": library_versions()}
+    graphs = moses(args.molecules)
+    print(f"(a) coarsening {len(graphs)} MOSES molecules")
+    settings = [("greedy", 0.25, 8, "algebraic"), ("algebraic_JC", 0.5, 20, "algebraic")]
+    coarsening = []
+    for ref_method, rate, pe, ours in settings:
+        row = {"reference_method": ref_method, "ratio": rate, "pe_steps": pe, "graphssl_method": ours,
+               "graphssl_batched": graphssl_coarsening(graphs, rate, ours, pe, chunk=1024),
+               "graphssl_one_by_one": graphssl_coarsening(graphs, rate, ours, pe, chunk=1)}
+        if args.reference is not None:
+            row["reference"] = reference_coarsening(args.reference, graphs, rate, ref_method, pe)
+            row["speedup_batched"] = row["graphssl_batched"] / row["reference"]
+        coarsening.append(row)
+        print("   ", {k: (round(v, 1) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+    report["coarsening"] = coarsening
+
+    print("(b) pretraining throughput, batches of 256 MOSES molecules, 5-layer GINE 300")
+    report["pretraining"] = pretraining_throughput(moses(256 * (args.batches + 1)), args.batches, 256)
+    dense, sparse = reference_projection_bytes(graphs, 256)
+    report["projection_bytes_per_batch"] = {"reference_dense": dense, "graphssl_cluster_index": sparse}
+    print("   ", report["pretraining"], flush=True)
+
+    print("(c) one training step as graphs grow (fresh process per size)")
+    report["growth"] = growth(args.sizes, args.repeats)
+    plot_growth(report["growth"], args.out / "growth.png")
+    (args.out / "higmae_speed.json").write_text(json.dumps(report, indent=1))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
