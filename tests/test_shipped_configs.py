@@ -1,0 +1,34 @@
+"""Every YAML config the project ships parses, and names only known objectives and data sets."""
+
+from pathlib import Path
+
+import pytest
+
+from graphssl.bench.harness import parse_methods
+from graphssl.config import data_config, load_config
+from graphssl.data.registry import DATASETS
+from graphssl.objectives.registry import build_objective
+from graphssl.encoders import build_encoder
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted([*ROOT.glob("configs/*.yaml"), *ROOT.glob("benchmarks/*.yaml")])
+
+
+def test_configs_exist():
+    names = {p.name for p in CONFIGS}
+    assert {"demo.yaml", "quick.yaml", "paper.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_parses(path):
+    config = load_config(path)
+    for spec in [config.data, config.finetune.task, *config.benchmark.tasks]:
+        task = data_config(spec)
+        if task.name:
+            assert task.name in DATASETS
+    encoder = build_encoder(config.model)
+    for method in parse_methods(config.benchmark.methods):
+        if method.objective:
+            build_objective(method.objective, encoder, method.options)
+    if config.objective.options:
+        build_objective(config.objective.name, encoder, config.objective.options)
