@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphssl.errors import DataError
+from graphssl.errors import DataError, MoleculeError
 
 __all__ = ["murcko_scaffold", "scaffold_split", "random_split", "subsample_fraction"]
 
@@ -44,21 +44,14 @@ def murcko_scaffold(smiles: str, include_chirality: bool = True) -> str:
 
     Raises DataError if RDKit cannot parse `smiles` or it holds no atoms.
     """
-    from rdkit import Chem, rdBase
     from rdkit.Chem.Scaffolds import MurckoScaffold
 
-    if not isinstance(smiles, str):
-        raise DataError(f"SMILES must be a string, got {smiles!r} ({type(smiles).__name__})")
-    # RDKit prints its own parse errors to stderr; we raise a better one instead.
-    with rdBase.BlockLogs():
-        mol = Chem.MolFromSmiles(smiles)
-    if mol is None:
-        raise DataError(f"RDKit cannot parse SMILES {smiles!r}")
-    if mol.GetNumAtoms() == 0:
-        # "" parses to an empty molecule; it is a missing value, not a molecule.
-        raise DataError(f"SMILES {smiles!r} holds no atoms")
-    # Same result as MurckoScaffoldSmiles(smiles=...), which parses the string
-    # again; passing the Mol avoids a second parse.
+    from graphssl.adapters.molecule import mol_from_smiles
+
+    try:
+        mol = mol_from_smiles(smiles)
+    except MoleculeError as exc:
+        raise DataError(str(exc)) from None
     return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=include_chirality)
 
 

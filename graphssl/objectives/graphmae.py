@@ -7,9 +7,9 @@ from torch_geometric.data import Data
 
 import torch
 
-from graphssl.encoders.backbones import build_backbone, uses_edge_features
 from graphssl.encoders.encoder import Encoder
 from graphssl.losses import sce_loss
+from graphssl.objectives.decoder import FeatureDecoder
 from graphssl.objectives.targets import resolve_target, target_tensor
 from graphssl.transforms.masking import NodeMask, sample_node_mask
 
@@ -54,18 +54,7 @@ class GraphMAE(nn.Module):
         hidden = encoder.out_channels
         self.enc_mask_token = nn.Parameter(torch.zeros(1, encoder.embed_channels))
         self.encoder_to_decoder = nn.Linear(hidden, hidden, bias=False)
-        edge_aware = encoder.edge_embedding is not None
-        name = decoder or ("gine" if edge_aware else "gin")
-        self.decoder_reads_edges = edge_aware and uses_edge_features(name)
-        self.decoder = build_backbone(
-            name,
-            in_channels=hidden,
-            hidden=hidden,
-            num_layers=1,
-            out_channels=out_channels,
-            norm=None,
-            edge_dim=encoder.embed_channels if self.decoder_reads_edges else None,
-        )
+        self.decoder = FeatureDecoder(encoder, out_channels, decoder)
 
     def mask_inputs(self, h: Tensor, mask: NodeMask) -> Tensor:
         h = h.clone()
@@ -84,9 +73,6 @@ class GraphMAE(nn.Module):
         z = self.encoder_to_decoder(h)
         z = z.clone()
         z[mask.masked] = 0.0  # re-mask: the decoder must infer masked nodes from neighbours
-        if self.decoder_reads_edges:
-            recon = self.decoder(z, data.edge_index, edge_attr=edge_features)
-        else:
-            recon = self.decoder(z, data.edge_index)
+        recon = self.decoder(z, data, edge_features)
         target = target_tensor(data.x, self.target, self.encoder)
         return sce_loss(recon[mask.masked], target[mask.masked], self.alpha)

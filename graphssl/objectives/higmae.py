@@ -28,10 +28,10 @@ from torch_geometric.nn import GINConv
 from torch_geometric.nn.models import MLP
 from torch_geometric.utils import scatter, to_dense_batch
 
-from graphssl.encoders.backbones import build_backbone, uses_edge_features
 from graphssl.encoders.encoder import Encoder
 from graphssl.errors import DataError
 from graphssl.losses import sce_loss
+from graphssl.objectives.decoder import FeatureDecoder
 from graphssl.objectives.targets import resolve_target, target_tensor
 from graphssl.transforms.coarsen import Coarsen, level_batch
 from graphssl.transforms.masking import sample_node_mask
@@ -146,12 +146,7 @@ class HiGMAE(nn.Module):
         self.encoder_to_decoder = nn.Linear(hidden, hidden, bias=False)
         self.skips = nn.ModuleList(nn.Linear(hidden, hidden, bias=False) for _ in range(levels))  # levels 0..L-1
         self.level_decoders = nn.ModuleList(_gin(hidden) for _ in range(1, levels))  # levels 1..L-1
-        edge_aware = encoder.edge_embedding is not None
-        name = "gine" if edge_aware else "gin"
-        self.decoder_reads_edges = edge_aware and uses_edge_features(name)
-        self.decoder = build_backbone(name, in_channels=hidden, hidden=hidden, num_layers=1,
-                                      out_channels=out_channels, norm=None,
-                                      edge_dim=encoder.embed_channels if self.decoder_reads_edges else None)
+        self.decoder = FeatureDecoder(encoder, out_channels)
 
     def set_epoch(self, epoch: int, total_epochs: int) -> None:
         """Update CoFi-R's recovery share for ``epoch`` (0-based) of ``total_epochs``."""
@@ -195,9 +190,6 @@ class HiGMAE(nn.Module):
             z = z + self.skips[below](feats[below]) * (~masks[below]).unsqueeze(-1)
             if below > 0:
                 z = z + self.level_decoders[below - 1](z, data[f"edge_index_{below}"])
-        if self.decoder_reads_edges:
-            recon = self.decoder(z, data.edge_index, edge_attr=edge_features)
-        else:
-            recon = self.decoder(z, data.edge_index)
+        recon = self.decoder(z, data, edge_features)
         target = target_tensor(data.x, self.target, self.encoder)
         return sce_loss(recon[masks[0]], target[masks[0]], self.alpha)
