@@ -43,10 +43,25 @@ def molecule_feature_spec() -> FeatureSpec:
     return FeatureSpec(node_dims=tuple(ATOM_FEATURE_DIMS), edge_dims=tuple(BOND_FEATURE_DIMS))
 
 
+def is_geometric(name: str) -> bool:
+    """Whether ``name`` is a 3D backbone (reads positions, not categorical features)."""
+    from graphssl.atomistic.backbones import GEOMETRIC_BACKBONES
+
+    return name.lower().replace("-", "_") in GEOMETRIC_BACKBONES
+
+
 def build_encoder(
-    config: ModelConfig, features: FeatureSpec | None = None, deg: torch.Tensor | None = None
-) -> Encoder:
-    """A named backbone with embeddings in front, sized by ``config``."""
+    config: ModelConfig, features: FeatureSpec | None = None, deg: torch.Tensor | None = None,
+    cutoff: float = 5.0,
+) -> nn.Module:
+    """A named backbone sized by ``config``: a 2D backbone with embeddings in front
+    (an :class:`Encoder`), or a geometric backbone (schnet, painn, et) that reads atomic
+    numbers and positions within ``cutoff``."""
+    if is_geometric(config.backbone):
+        from graphssl.atomistic.backbones import build_geometric_backbone
+
+        return build_geometric_backbone(config.backbone, hidden=config.hidden, num_layers=config.num_layers,
+                                        cutoff=cutoff, **config.options)
     features = features or molecule_feature_spec()
     edge_embedding = None
     if uses_edge_features(config.backbone.lower()):

@@ -10,6 +10,7 @@ from torch import nn
 from graphssl.encoders.encoder import Encoder
 from graphssl.errors import ConfigError
 from graphssl.objectives.attrmask import AttrMask
+from graphssl.objectives.denoise import SCD, CoordinateDenoising
 from graphssl.objectives.graphmae import GraphMAE
 from graphssl.objectives.higmae import HiGMAE
 
@@ -17,6 +18,8 @@ OBJECTIVES: dict[str, type[nn.Module]] = {
     "graphmae": GraphMAE,
     "attrmask": AttrMask,
     "higmae": HiGMAE,
+    "denoise": CoordinateDenoising,
+    "scd": SCD,
 }
 
 

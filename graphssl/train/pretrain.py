@@ -24,7 +24,7 @@ from graphssl.train.runtime import resolve_device, seed_everything, set_threads
 def encoder_from_config(config: RunConfig, dataset: MoleculeDataset, deg: torch.Tensor | None = None) -> Encoder:
     if config.model.backbone.lower() == "pna" and deg is None:
         deg = degree_histogram(dataset)
-    return build_encoder(config.model, dataset.feature_spec, deg=deg)
+    return build_encoder(config.model, getattr(dataset, "feature_spec", None), deg=deg, cutoff=config.data.cutoff)
 
 
 def _epoch_loader(dataset: MoleculeDataset, batch_size: int, seed: int, epoch: int, num_workers: int) -> DataLoader:
@@ -122,6 +122,9 @@ def pretrain(config: RunConfig, dataset: MoleculeDataset | None = None) -> Path:
     }
     if deg is not None:
         payload["deg"] = deg
+    if hasattr(objective, "null"):
+        # SCD: fine-tuning runs the backbone with the learned null condition, not without one
+        payload["null_condition"] = objective.null.token.detach().cpu()
     path = save_checkpoint(out / "encoder.pt", payload)
     (out / "pretrain_history.json").write_text(json.dumps(history, indent=1))
     return path
