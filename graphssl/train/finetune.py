@@ -22,7 +22,9 @@ from tqdm.auto import tqdm
 from graphssl.config import DataConfig, FinetuneConfig, ModelConfig, RunConfig, from_dict, save_config
 from graphssl.data.dataset import MoleculeDataset, load_dataset
 from graphssl.data.splits import random_split, scaffold_split, subsample_fraction
+from graphssl.atomistic.encoder import GeometricEncoder
 from graphssl.encoders import build_encoder, degree_histogram
+from graphssl.encoders.factory import is_geometric
 from graphssl.errors import ConfigError, DataError
 from graphssl.losses import masked_bce_with_logits, masked_mse
 from graphssl.metrics import compute_metric, is_better
@@ -62,6 +64,9 @@ def make_split(dataset: MoleculeDataset, config: FinetuneConfig) -> Split:
     if len(fractions) != 3:
         raise ConfigError(f"finetune.split_fractions needs 3 numbers (train, valid, test), got {list(fractions)}")
     if config.split == "scaffold":
+        if not hasattr(dataset, "smiles"):
+            raise ConfigError(f"the scaffold split needs molecules with SMILES; data set '{dataset.name}' has "
+                              "none: set finetune.split=random")
         return Split(*scaffold_split(dataset.smiles, fractions))
     if config.split == "random":
         return Split(*random_split(len(dataset), fractions, seed=config.split_seed))
@@ -80,13 +85,41 @@ def predict(model: PropertyModel, dataset: MoleculeDataset, device: torch.device
     return torch.cat(outs).numpy().astype(np.float64)
 
 
-def load_pretrained(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], torch.Tensor | None]:
-    """Model config, encoder weights and (for PNA) degree histogram of a pretrained checkpoint."""
+@dataclass
+class Pretrained:
+    """What fine-tuning needs from a pretrained checkpoint."""
+
+    model: ModelConfig
+    weights: dict[str, torch.Tensor]
+    deg: torch.Tensor | None = None  # PNA's degree histogram
+    null_condition: torch.Tensor | None = None  # SCD's null token
+
+
+def load_pretrained(path: str | Path) -> Pretrained:
+    """Model config and encoder weights of a pretrained ``encoder.pt``."""
     state = load_checkpoint(path)
     if state.get("kind") != "pretrained-encoder":
         raise ConfigError(f"'{path}' is a {state.get('kind')!r} checkpoint; fine-tuning needs a pretrained "
                           "encoder (the encoder.pt that `graphssl pretrain` writes)")
-    return from_dict(ModelConfig, state["model"]), state["encoder"], state.get("deg")
+    return Pretrained(from_dict(ModelConfig, state["model"]), state["encoder"], state.get("deg"),
+                      state.get("null_condition"))
+
+
+def build_finetune_encoder(model_cfg: ModelConfig, dataset, pretrained: Pretrained | None, cutoff: float) -> torch.nn.Module:
+    """The encoder to fine-tune: pretrained weights when given, else a fresh one of the same kind."""
+    if is_geometric(model_cfg.backbone):
+        backbone = build_encoder(model_cfg, cutoff=cutoff)
+        if pretrained is not None:
+            backbone.load_state_dict(pretrained.weights)
+        return GeometricEncoder(backbone, pooling=model_cfg.pooling,
+                                null_condition=pretrained.null_condition if pretrained else None)
+    deg = pretrained.deg if pretrained is not None else None
+    if deg is None and model_cfg.backbone.lower() == "pna":
+        deg = degree_histogram(dataset)
+    encoder = build_encoder(model_cfg, dataset.feature_spec, deg=deg)
+    if pretrained is not None:
+        encoder.load_state_dict(pretrained.weights)
+    return encoder
 
 
 def finetune(
@@ -116,15 +149,9 @@ def finetune(
     train_idx = subsample_fraction(split.train, ft.label_fraction, seed=ft.seed)
     train, valid, test = dataset.subset(train_idx), dataset.subset(split.valid), dataset.subset(split.test)
 
-    if checkpoint is not None:
-        model_cfg, weights, deg = load_pretrained(checkpoint)
-    else:
-        model_cfg, weights = config.model, None
-        deg = degree_histogram(train) if model_cfg.backbone.lower() == "pna" else None
-    model_cfg = dataclasses.replace(model_cfg, dropout=ft.dropout)
-    encoder = build_encoder(model_cfg, dataset.feature_spec, deg=deg)
-    if weights is not None:
-        encoder.load_state_dict(weights)
+    pretrained = load_pretrained(checkpoint) if checkpoint is not None else None
+    model_cfg = dataclasses.replace(pretrained.model if pretrained else config.model, dropout=ft.dropout)
+    encoder = build_finetune_encoder(model_cfg, train, pretrained, ft.task.cutoff)
     head = PredictionHead(encoder.out_channels, dataset.num_tasks, ft.head_hidden, ft.dropout)
     model = PropertyModel(encoder, head).to(device)
 
