@@ -45,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     b = data_sub.add_parser("build", help="featurise a data set into the cache and print its report",
                             epilog=epilog, formatter_class=fmt)
     _add_common(b)
+    gen = data_sub.add_parser("generate", help="generate labelled data sets").add_subparsers(dest="generator",
+                                                                                            required=True)
+    from graphssl.atomistic.emt import add_arguments as emt_arguments
+
+    emt_arguments(gen.add_parser("emt", help="alloy structures with EMT energies, forces and stress (extxyz)"))
+    brep = gen.add_parser("brep", help="CAD parts with machining features: STEP files and per-face labels")
+    brep.add_argument("--n", type=int, required=True, help="number of parts")
+    brep.add_argument("--out", required=True, help="output folder")
+    brep.add_argument("--seed", type=int, default=0, help="random seed (part i depends only on seed and i)")
+    brep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
@@ -77,9 +87,22 @@ def main(argv: list[str] | None = None) -> int:
             from graphssl.data.registry import DATASETS
 
             if args.data_command == "list":
-                for info in DATASETS.values():
+                from graphssl.atomistic.datasets import ATOMISTIC_DATASETS
+
+                for info in [*DATASETS.values(), *ATOMISTIC_DATASETS.values()]:
                     kind = info.task_type or "unlabeled"
                     print(f"{info.name:26s} {kind:15s} {info.metric or '-':8s} {info.description}")
+            elif args.data_command == "generate" and args.generator == "emt":
+                from graphssl.atomistic.emt import run
+
+                return run(args)
+            elif args.data_command == "generate":
+                from graphssl.data.brep_generate import generate_dataset
+
+                report = generate_dataset(args.n, args.out, seed=args.seed, progress=not args.no_progress)
+                print(f"wrote {report.n_parts} parts to {report.out_dir} in {report.seconds:.1f} s "
+                      f"({report.n_parts / max(report.seconds, 1e-9):.1f} parts/s); regenerated "
+                      f"{len(report.regenerated)}; faces per class: {report.class_counts}")
             else:
                 from graphssl.data.dataset import load_dataset
 

@@ -17,7 +17,7 @@ HELP = {
     "data.name": "registry data set for pretraining: moses, b3db, freesolv, rdkit-solubility, qm9",
     "data.path": "or a file of your own: .csv/.tsv (SMILES + label columns), .smi, .sdf",
     "data.smiles_column": "SMILES column of a CSV/TSV (guessed when empty)",
-    "data.label_columns": "label columns (CSV/TSV) or SDF property names",
+    "data.label_columns": "label columns (CSV/TSV), SDF property names, or a subset of a registry data set's tasks (e.g. [gap] for qm9)",
     "data.task_type": "classification or regression (user files with labels)",
     "data.limit": "use only the first N records (deterministic subsets)",
     "data.on_error": "raise: stop at the first bad record; skip: skip bad records and report each",

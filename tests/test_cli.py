@@ -62,3 +62,25 @@ def test_help_explains_every_option(command, capsys):
         assert option in text
     if command == "finetune":
         assert "--checkpoint" in text
+
+
+def test_data_generate_commands(tmp_path, capsys):
+    assert main(["data", "generate", "emt", "--n", "3", "--out", str(tmp_path / "emt"), "--no-progress"]) == 0
+    assert (tmp_path / "emt" / "emt.extxyz").is_file()
+    assert main(["data", "generate", "brep", "--n", "2", "--out", str(tmp_path / "brep"), "--no-progress"]) == 0
+    assert len(list((tmp_path / "brep").glob("part_*.step"))) == 2
+    assert "parts/s" in capsys.readouterr().out
+
+
+def test_atomistic_pretraining_and_finetuning_by_name(tmp_path):
+    common = ["--set", f"cache_dir={tmp_path / 'cache'}", "--set", "progress=false", "--set", "model.backbone=painn",
+              "--set", "model.hidden=16", "--set", "model.num_layers=1"]
+    assert main(["pretrain", "--set", "data.name=qm9-3d", "--set", "data.limit=40", "--set", "objective.name=scd",
+                 "--set", "pretrain.epochs=1", "--set", "pretrain.batch_size=16",
+                 "--set", f"output_dir={tmp_path / 'pre'}", *common]) == 0
+    assert main(["finetune", "--checkpoint", str(tmp_path / "pre" / "encoder.pt"), "--set", "finetune.task.name=qm9-3d",
+                 "--set", "finetune.task.label_columns=[gap]", "--set", "finetune.task.limit=60",
+                 "--set", "finetune.split=random", "--set", "finetune.epochs=1",
+                 "--set", f"output_dir={tmp_path / 'ft'}", *common]) == 0
+    result = json.loads((tmp_path / "ft" / "result.json").read_text())
+    assert result["metric"] == "mae" and result["task"] == "qm9-3d"

@@ -19,6 +19,7 @@ from graphssl.data.records import ON_ERROR, BuildReport, RawSource, check_choice
 from graphssl.data.registry import get_dataset_info
 from graphssl.data.store import GraphStore
 from graphssl.data.tables import user_source
+from graphssl.data.tasks import TaskSelection
 from graphssl.errors import DataError, MoleculeError
 
 
@@ -107,6 +108,21 @@ def resolve_source(config: DataConfig) -> RawSource:
     raise DataError("no data set given: set data.name to a registry name or data.path to a file")
 
 
+_STRUCTURE_SUFFIXES = (".extxyz", ".xyz", ".db", ".cif", ".vasp", ".poscar")
+
+
+def is_atomistic(config: DataConfig) -> bool:
+    """Whether ``config`` names 3D structures (crystals, molecules with coordinates)."""
+    if config.name:
+        from graphssl.atomistic.datasets import ATOMISTIC_DATASETS
+
+        return config.name in ATOMISTIC_DATASETS
+    if config.path:
+        path = Path(config.path)
+        return path.is_dir() or path.name.lower().endswith(_STRUCTURE_SUFFIXES)
+    return False
+
+
 def cache_key(source: RawSource, config: DataConfig) -> str:
     from graphssl.adapters.features import FEATURIZER_VERSION
 
@@ -167,6 +183,11 @@ def load_dataset(
     and stored next to the cached graphs.
     """
     check_choice(config.on_error, ON_ERROR, "data.on_error")
+    if is_atomistic(config):
+        from graphssl.atomistic.datasets import load_atomistic_dataset
+
+        dataset = load_atomistic_dataset(config, cache_dir, progress=progress, verbose=verbose)
+        return TaskSelection(dataset, config.label_columns) if config.name and config.label_columns else dataset
     source = resolve_source(config)
     folder = Path(cache_dir) / f"{source.name}-{cache_key(source, config)}"
     graphs_path, report_path = folder / "graphs.pt", folder / "report.json"
@@ -180,4 +201,6 @@ def load_dataset(
         report.to_json(report_path)
     if verbose:
         print(report.summary())
-    return MoleculeDataset(store, source.name, source.task_names, source.task_type, source.metric, report)
+    dataset = MoleculeDataset(store, source.name, source.task_names, source.task_type, source.metric, report)
+    # a registry data set with label_columns: keep only those of its tasks
+    return TaskSelection(dataset, config.label_columns) if config.name and config.label_columns else dataset

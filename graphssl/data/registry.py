@@ -36,8 +36,11 @@ def register_dataset(info: DatasetInfo) -> None:
 
 def get_dataset_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
-        raise DataError(f"unknown data set '{name}'. Registered: {', '.join(sorted(DATASETS))}; "
-                        "or give data.path to a CSV/TSV/SMI/SDF file")
+        from graphssl.atomistic.datasets import ATOMISTIC_DATASETS
+
+        names = sorted([*DATASETS, *ATOMISTIC_DATASETS])
+        raise DataError(f"unknown data set '{name}'. Registered: {', '.join(names)}; "
+                        "or give data.path to a CSV/TSV/SMI/SDF file, a folder of CIF/POSCAR files or an extxyz/ASE db")
     return DATASETS[name]
 
 

@@ -1,0 +1,456 @@
+"""Atomistic data sets (3D molecules, crystals, energy/force frames): build from a source, cache on
+disk as an :class:`~graphssl.atomistic.store.AtomisticStore`, report what was skipped.
+
+Registered sources (``ATOMISTIC_DATASETS``): ``qm9-3d`` (qm9pack geometries, the 12 QM9 targets in
+the units of :data:`graphssl.data.registry.QM9_TARGETS`) and ``matbench-dielectric`` (crystal
+toolkit's copy of Matbench's refractive index task). User data (``data.path``): a folder of
+CIF/POSCAR files (labels from ``data.label_file``), or an extxyz file / ASE database of frames
+with energy and forces.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from graphssl.atomistic.adapters import from_ase, from_positions, from_pymatgen, read_structures
+from graphssl.atomistic.graph import AtomisticData
+from graphssl.atomistic.neighbors import NeighborList
+from graphssl.atomistic.store import AtomisticStore
+from graphssl.config import DataConfig
+from graphssl.data.packaged import packaged_file
+from graphssl.data.records import ON_ERROR, TASK_TYPES, BuildReport, check_choice
+from graphssl.data.registry import QM9_TARGETS
+from graphssl.data.tables import file_identity, parse_label
+from graphssl.errors import DataError
+
+# Part of every cache key: bump it when the stored graph changes meaning (fields, names, units).
+ATOMISTIC_FORMAT_VERSION = "atomistic-graph/1"
+MATBENCH_SEED = 18012019  # Matbench's KFold random_state
+QM9_SIZE = 130_831
+MATBENCH_DIELECTRIC_SIZE = 4_764
+_STRUCTURE_FORMATS = {".cif": "cif", ".vasp": "vasp", ".poscar": "vasp"}
+
+
+@dataclass
+class StructureRecord:
+    """One input structure before conversion: ``build(cutoff)`` makes it (raising ``DataError``)."""
+
+    index: int
+    name: str
+    build: Callable[[float], AtomisticData] | None
+    labels: list[float]
+    error: str | None = None
+
+
+@dataclass
+class AtomisticSource:
+    name: str
+    records: Iterable[StructureRecord]
+    task_names: list[str]
+    task_type: str | None
+    metric: str | None
+    identity: str  # what the cache key is built from (files, sizes, options)
+    total: int | None = None  # for the progress bar
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class AtomisticDatasetInfo:
+    name: str
+    load: Callable[[int | None], AtomisticSource]
+    task_type: str | None
+    metric: str | None
+    description: str
+
+
+ATOMISTIC_DATASETS: dict[str, AtomisticDatasetInfo] = {}
+
+
+def atomistic_feature_spec():
+    """Encoder input layout: the atomic number as one categorical column (0..119)."""
+    from graphssl.encoders.factory import FeatureSpec
+
+    return FeatureSpec(node_dims=(120,))
+
+
+def matbench_folds(n_items: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Matbench's 5-fold cross-validation: ``KFold(5, shuffle=True, random_state=18012019)``
+    over the items in data-set order; returns ``(train_idx, test_idx)`` per fold."""
+    from sklearn.model_selection import KFold
+
+    folds = KFold(n_splits=5, shuffle=True, random_state=MATBENCH_SEED).split(np.arange(n_items))
+    return [(train.astype(np.int64), test.astype(np.int64)) for train, test in folds]
+
+
+class AtomisticDataset(Dataset):
+    """A featurised atomistic data set: ``dataset[i]`` is an :class:`AtomisticData` with ``y``
+    ``[1, num_tasks]`` (NaN = missing) and, when the source has them, energy, forces, stress."""
+
+    def __init__(self, store: AtomisticStore, name: str, task_names: list[str], task_type: str | None,
+                 metric: str | None, report: BuildReport, indices: np.ndarray | None = None) -> None:
+        self.store = store
+        self.name = name
+        self.task_names = task_names
+        self.task_type = task_type
+        self.metric = metric
+        self.report = report
+        self.indices = np.arange(len(store)) if indices is None else np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> AtomisticData:
+        return self.store.get(int(self.indices[i]))
+
+    @property
+    def feature_spec(self):
+        return atomistic_feature_spec()
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def names(self) -> list[str]:
+        return [self.store.names[int(i)] for i in self.indices]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.store.t["y"][torch.as_tensor(self.indices)]
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "AtomisticDataset":
+        """A view on the given positions of this data set."""
+        return AtomisticDataset(self.store, self.name, self.task_names, self.task_type, self.metric,
+                                self.report, self.indices[np.asarray(indices, dtype=np.int64)])
+
+
+# --------------------------------------------------------------------------- registered sources
+
+def _qm9_build(name: str, elements: str, xyz: str, cutoff: float) -> AtomisticData:
+    try:
+        symbols = ast.literal_eval(elements)
+        try:
+            positions = json.loads(xyz)
+        except ValueError:  # a few rows write Python floats such as "0." that JSON rejects
+            positions = ast.literal_eval(xyz)
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise DataError(f"structure {name!r}: unparseable Elements or XYZ_Ang ({exc})") from None
+    return from_positions(symbols, positions, cutoff=cutoff, name=name)
+
+
+def _qm9_records(paths: list[Path], limit: int | None) -> Iterator[StructureRecord]:
+    columns = ["XYZ_file", "Elements", "XYZ_Ang", *QM9_TARGETS]
+    factors = [factor for _, factor in QM9_TARGETS.values()]
+    index = 0
+    for path in paths:
+        remaining = None if limit is None else limit - index
+        if remaining is not None and remaining <= 0:
+            return
+        for chunk in pd.read_csv(path, usecols=columns, nrows=remaining, chunksize=5000):
+            for row in chunk[columns].itertuples(index=False, name=None):
+                name, elements, xyz = str(row[0]), row[1], row[2]
+                labels = [float(v) * f for v, f in zip(row[3:], factors)]
+                yield StructureRecord(index, name, partial(_qm9_build, name, elements, xyz), labels)
+                index += 1
+
+
+def _qm9_3d(limit: int | None) -> AtomisticSource:
+    paths = [packaged_file("qm9pack", f"data/qm9_part{i}.csv") for i in (1, 2, 3)]
+    return AtomisticSource(
+        "qm9-3d", _qm9_records(paths, limit), [n for n, _ in QM9_TARGETS.values()], "regression", "mae",
+        file_identity(paths[0], *(file_identity(p) for p in paths[1:]), limit),
+        total=min(limit, QM9_SIZE) if limit is not None else QM9_SIZE,
+        description="QM9 DFT geometries (non-periodic), 12 targets in the units of the 2D qm9 set")
+
+
+def _pymatgen_build(name: str, payload: dict, cutoff: float) -> AtomisticData:
+    from pymatgen.core import Structure
+
+    try:
+        structure = Structure.from_dict(payload)
+    except Exception as exc:  # a malformed dict raises KeyError, TypeError, ValueError, ...
+        raise DataError(f"structure {name!r}: not a pymatgen Structure dict ({type(exc).__name__}: {exc})") from None
+    return from_pymatgen(structure, cutoff=cutoff, name=name)
+
+
+def _matbench_records(path: Path, limit: int | None) -> Iterator[StructureRecord]:
+    # Read lazily (inside the generator): a cache hit never pays the ~1.5 s JSON parse.
+    frame = pd.read_json(path).sort_index()
+    if limit is not None:
+        frame = frame.iloc[:limit]
+    for k, (payload, n) in enumerate(zip(frame["structure"], frame["n"])):
+        value, error = parse_label(n, "n")
+        name = f"matbench_dielectric[{k}]"
+        yield StructureRecord(k, name, partial(_pymatgen_build, name, payload), [value], error)
+
+
+def _matbench_dielectric(limit: int | None) -> AtomisticSource:
+    path = packaged_file("crystal_toolkit", "apps/examples/matbench_dielectric.json.gz")
+    return AtomisticSource(
+        "matbench-dielectric", _matbench_records(path, limit), ["n"], "regression", "mae",
+        file_identity(path, limit),
+        total=min(limit, MATBENCH_DIELECTRIC_SIZE) if limit is not None else MATBENCH_DIELECTRIC_SIZE,
+        description="Matbench dielectric: refractive index n of 4,764 crystals; MAE, 5-fold CV (matbench_folds)")
+
+
+for _info in (
+    AtomisticDatasetInfo("qm9-3d", _qm9_3d, "regression", "mae",
+                         "QM9 3D geometries, 12 standard targets, 130,831 molecules"),
+    AtomisticDatasetInfo("matbench-dielectric", _matbench_dielectric, "regression", "mae",
+                         "Matbench dielectric, refractive index, 4,764 crystals"),
+):
+    ATOMISTIC_DATASETS[_info.name] = _info
+
+
+# --------------------------------------------------------------------------- user data
+
+def _structure_format(path: Path) -> str | None:
+    """The ASE format of a structure file in a folder, or None for other files."""
+    fmt = _STRUCTURE_FORMATS.get(path.suffix.lower())
+    if fmt is None and path.name.upper().startswith(("POSCAR", "CONTCAR")):
+        fmt = "vasp"
+    return fmt
+
+
+def _file_build(path: Path, fmt: str, name: str, cutoff: float) -> AtomisticData:
+    structures = read_structures(path, ":", format=fmt, cutoff=cutoff)
+    if len(structures) != 1:
+        raise DataError(f"structure {name!r}: the file holds {len(structures)} structures; expected exactly one")
+    data = structures[0]
+    data.name = name
+    return data
+
+
+def _folder_source(folder: Path, config: DataConfig) -> AtomisticSource:
+    listing = sorted(p for p in folder.iterdir() if p.is_file())
+    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in listing]
+    if not config.label_file:
+        files = [p for p in listing if _structure_format(p)]
+        if config.limit is not None:
+            files = files[: config.limit]
+        if not files:
+            raise DataError(f"folder '{folder}' holds no CIF/POSCAR file (*.cif, *.vasp, *.poscar, POSCAR*, CONTCAR*)")
+        records = (StructureRecord(k, p.name, partial(_file_build, p, _structure_format(p), p.name), [])
+                   for k, p in enumerate(files))
+        identity = json.dumps([str(folder.resolve()), stats, config.limit])
+        return AtomisticSource(folder.name, records, [], None, None, identity, total=len(files))
+
+    label_path = Path(config.label_file)
+    if not label_path.is_absolute() and not label_path.is_file() and (folder / label_path).is_file():
+        label_path = folder / label_path  # a bare file name refers to the structure folder
+    if not label_path.is_file():
+        raise DataError(f"label file '{config.label_file}' does not exist")
+    frame = pd.read_csv(label_path, dtype=str, keep_default_na=False)
+    header = list(frame.columns)
+    if not config.id_column or config.id_column not in header:
+        raise DataError(f"data.id_column must name the column of '{label_path.name}' that holds the structure "
+                        f"file names; got {config.id_column!r}, columns are {header}")
+    label_columns = list(config.label_columns) or [c for c in header if c != config.id_column]
+    missing = [c for c in label_columns if c not in header]
+    if missing:
+        raise DataError(f"label columns {missing} are not in '{label_path.name}' (columns: {header})")
+    if config.task_type is not None:
+        check_choice(config.task_type, TASK_TYPES, "data.task_type")
+    task_type = config.task_type or "regression"
+    if config.limit is not None:
+        frame = frame.iloc[: config.limit]
+
+    def records() -> Iterator[StructureRecord]:
+        for k, row in enumerate(frame.to_dict("records")):
+            file_name = str(row[config.id_column]).strip()
+            labels, error = [], None
+            for column in label_columns:
+                value, err = parse_label(row[column], column)
+                labels.append(value)
+                error = error or err
+            path = folder / file_name
+            fmt = _structure_format(path)
+            if error is None and not file_name:
+                error = f"empty {config.id_column!r} cell in row {k} of '{label_path.name}'"
+            elif error is None and not path.is_file():
+                error = f"file {file_name!r} named in '{label_path.name}' is not in the folder '{folder}'"
+            yield StructureRecord(k, file_name, partial(_file_build, path, fmt, file_name), labels, error)
+
+    identity = json.dumps([str(folder.resolve()), stats, file_identity(label_path), config.id_column,
+                           label_columns, config.limit])
+    return AtomisticSource(folder.name, records(), label_columns, task_type,
+                           "mae" if task_type == "regression" else "roc_auc", identity, total=len(frame))
+
+
+def _frame_build(atoms: Any, name: str, keep_stress: bool, cutoff: float) -> AtomisticData:
+    data = from_ase(atoms, cutoff=cutoff, name=name)
+    if not keep_stress and getattr(data, "stress", None) is not None:
+        del data.stress  # the first frame had none: a partial stress column cannot be stored
+    return data
+
+
+def _frame_records(frames: Iterable[tuple[str, Any]]) -> Iterator[StructureRecord]:
+    stress_expected: bool | None = None
+    for k, (name, atoms) in enumerate(frames):
+        results = dict(getattr(atoms.calc, "results", {}) or {}) if atoms.calc is not None else {}
+        energy, error = results.get("energy"), None
+        if energy is None:
+            error = "the frame has no energy"
+        elif results.get("forces") is None:
+            error = "the frame has no forces"
+        elif stress_expected is None:
+            stress_expected = results.get("stress") is not None
+        elif stress_expected and results.get("stress") is None:
+            error = "the frame has no stress, though the first frame has one"
+        label = float(energy) if energy is not None else math.nan
+        yield StructureRecord(k, name, partial(_frame_build, atoms, name, bool(stress_expected)), [label], error)
+
+
+def _extxyz_frames(path: Path, limit: int | None) -> Iterator[tuple[str, Any]]:
+    import ase.io
+
+    try:
+        for k, atoms in enumerate(ase.io.iread(path, index=slice(0, limit), format="extxyz")):
+            yield f"{path.name}[{k}]", atoms
+    except Exception as exc:  # a malformed frame breaks the file's framing: no safe way to skip it
+        raise DataError(f"cannot read frames from '{path}': {type(exc).__name__}: {exc}") from None
+
+
+def _db_frames(path: Path, limit: int | None) -> Iterator[tuple[str, Any]]:
+    import ase.db
+
+    try:
+        for row in ase.db.connect(str(path)).select(limit=limit):
+            yield f"{path.name}[id={row.id}]", row.toatoms()
+    except Exception as exc:  # sqlite / JSON back ends raise their own exception types
+        raise DataError(f"cannot read rows from the ASE database '{path}': {type(exc).__name__}: {exc}") from None
+
+
+def user_atomistic_source(config: DataConfig) -> AtomisticSource:
+    """The source of ``config.path``: a structure folder, an extxyz/xyz file or an ASE ``.db``."""
+    path = Path(str(config.path))
+    if path.is_dir():
+        return _folder_source(path, config)
+    if not path.is_file():
+        raise DataError(f"data.path '{path}' is neither a folder of structure files nor a file")
+    lower = path.name.lower()
+    if lower.endswith((".extxyz", ".xyz")):
+        frames = _extxyz_frames(path, config.limit)
+    elif lower.endswith(".db"):
+        frames = _db_frames(path, config.limit)
+    else:
+        raise DataError(f"data.path '{path}': expected a folder of CIF/POSCAR files, an .extxyz/.xyz file "
+                        "or an ASE database (.db)")
+    return AtomisticSource(path.stem, _frame_records(frames), ["energy"], "regression", "mae",
+                           file_identity(path, config.limit, "energy+forces"), total=config.limit,
+                           description=f"energies and forces from '{path.name}'")
+
+
+def resolve_atomistic_source(config: DataConfig) -> AtomisticSource:
+    """The registered (``data.name``) or user (``data.path``) source described by ``config``."""
+    if config.name and config.path:
+        raise DataError(f"give either data.name ('{config.name}') or data.path ('{config.path}'), not both")
+    if config.name:
+        if config.name not in ATOMISTIC_DATASETS:
+            raise DataError(f"unknown atomistic data set '{config.name}'. Registered: "
+                            f"{', '.join(sorted(ATOMISTIC_DATASETS))}; or give data.path")
+        return ATOMISTIC_DATASETS[config.name].load(config.limit)
+    if config.path:
+        return user_atomistic_source(config)
+    raise DataError("no data set given: set data.name to a registry name or data.path to a folder or file")
+
+
+# --------------------------------------------------------------------------- build and cache
+
+def atomistic_cache_key(source: AtomisticSource, config: DataConfig) -> str:
+    payload = {
+        "format": ATOMISTIC_FORMAT_VERSION,
+        "source": source.identity,
+        "cutoff": float(config.cutoff),
+        "max_neighbors": config.max_neighbors,
+        "limit": config.limit,
+        "on_error": config.on_error,  # a strict build must not silently reuse a skipping one
+        "tasks": source.task_names,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _featurise(source: AtomisticSource, config: DataConfig, progress: bool) -> tuple[AtomisticStore, BuildReport]:
+    # Built first so that a bad cutoff or max_neighbors fails once, not as a skip per structure.
+    neighbors = NeighborList(config.cutoff, config.max_neighbors)
+    report = BuildReport(source.name)
+    structures: list[AtomisticData] = []
+    labels: list[list[float]] = []
+    labelled = bool(source.task_names)
+    for record in tqdm(source.records, desc=f"featurising {source.name}", total=source.total,
+                       disable=not progress, unit="structure", mininterval=1.0):
+        report.read += 1
+        reason = record.error
+        data = None
+        if reason is None and labelled and all(math.isnan(v) for v in record.labels):
+            reason = "no label present"
+        if reason is None:
+            try:
+                data = record.build(config.cutoff)
+                if config.max_neighbors is not None:
+                    data = neighbors(data)  # the adapters' cutoff shortcut keeps every neighbour
+            except DataError as exc:
+                reason = str(exc)
+        if reason is not None:
+            if config.on_error == "raise":
+                raise DataError(f"{source.name}: structure {record.index} ({record.name!r}): {reason}. "
+                                "Set data.on_error=skip to skip bad structures; they are then reported.")
+            report.skip(record.index, record.name, reason)
+            continue
+        structures.append(data)
+        labels.append(list(record.labels))
+        report.kept += 1
+    if not structures:
+        raise DataError(f"{source.name}: no usable structure among {report.read} read\n{report.summary()}")
+    return AtomisticStore.from_structures(structures, labels, len(source.task_names)), report
+
+
+def _write_report(report: BuildReport, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        report.to_json(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_atomistic_dataset(config: DataConfig, cache_dir: str | Path = ".graphssl_cache", progress: bool = True,
+                           verbose: bool = True) -> AtomisticDataset:
+    """Build (or load from the on-disk cache) the atomistic data set described by ``config``.
+
+    The cache folder is keyed by the source files, cutoff, max_neighbors, limit, on_error and
+    :data:`ATOMISTIC_FORMAT_VERSION`, so any change re-processes. The build report (read,
+    kept, skipped with reasons) is printed and stored next to the cached structures.
+    """
+    check_choice(config.on_error, ON_ERROR, "data.on_error")
+    source = resolve_atomistic_source(config)
+    folder = Path(cache_dir) / f"{source.name}-{atomistic_cache_key(source, config)}"
+    store_path, report_path = folder / "structures.pt", folder / "report.json"
+    if store_path.is_file() and report_path.is_file():
+        store = AtomisticStore.load(store_path)
+        report = BuildReport.from_json(report_path)
+        report.from_cache = True
+    else:
+        store, report = _featurise(source, config, progress)
+        store.save(store_path)  # the report is written last: its presence marks a complete build
+        _write_report(report, report_path)
+    if verbose:
+        print(report.summary())
+    return AtomisticDataset(store, source.name, source.task_names, source.task_type, source.metric, report)
