@@ -36,3 +36,16 @@ def masked_mse(pred: Tensor, target: Tensor) -> Tensor:
     if not bool(present.any()):
         return pred.sum() * 0.0
     return F.mse_loss(pred[present], target[present])
+
+
+RECONSTRUCTION_LOSSES = ("sce", "mse")
+
+
+def reconstruction_loss(pred: Tensor, target: Tensor, kind: str = "sce", alpha: float = 1.0) -> Tensor:
+    """Masked-autoencoder reconstruction loss: ``sce`` (direction only, for one-hot or
+    feature targets) or ``mse`` (values matter, e.g. UV-grid coordinates and normals)."""
+    if kind == "sce":
+        return sce_loss(pred, target, alpha)
+    if kind == "mse":
+        return F.mse_loss(pred, target) if pred.numel() else pred.sum() * 0.0
+    raise ValueError(f"unknown reconstruction loss '{kind}'. Choose one of: {', '.join(RECONSTRUCTION_LOSSES)}")

@@ -68,11 +68,21 @@ class Encoder(nn.Module):
         return int(self.node_embedding.out_channels)
 
     def embed_nodes(self, data: Data) -> Tensor:
-        """Initial node vectors, before message passing. Objectives mask these."""
+        """Initial node vectors, before message passing. Objectives mask these.
+
+        Embeddings flagged ``reads_data = True`` (e.g. B-rep face-grid CNNs) get the whole
+        ``Data``; the others get ``data.x``.
+        """
+        if getattr(self.node_embedding, "reads_data", False):
+            return self.node_embedding(data)
         return self.node_embedding(data.x)
 
     def embed_edges(self, data: Data) -> Tensor | None:
-        if self.edge_embedding is None or getattr(data, "edge_attr", None) is None:
+        if self.edge_embedding is None:
+            return None
+        if getattr(self.edge_embedding, "reads_data", False):
+            return self.edge_embedding(data)
+        if getattr(data, "edge_attr", None) is None:
             return None
         return self.edge_embedding(data.edge_attr)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -21,8 +22,13 @@ class FeatureSpec:
     node_channels: int | None = None  # dense width of data.x
     edge_dims: tuple[int, ...] | None = None
     edge_channels: int | None = None
+    # custom embeddings (e.g. CNNs over B-rep UV grids): out_channels -> module
+    node_factory: Callable[[int], nn.Module] | None = None
+    edge_factory: Callable[[int], nn.Module] | None = None
 
     def node_embedding(self, out: int) -> nn.Module:
+        if self.node_factory is not None:
+            return self.node_factory(out)
         if self.node_dims is not None:
             return CategoricalEmbedding(self.node_dims, out)
         if self.node_channels is None:
@@ -30,6 +36,8 @@ class FeatureSpec:
         return DenseEmbedding(self.node_channels, out)
 
     def edge_embedding(self, out: int) -> nn.Module | None:
+        if self.edge_factory is not None:
+            return self.edge_factory(out)
         if self.edge_dims is not None:
             return CategoricalEmbedding(self.edge_dims, out)
         if self.edge_channels is not None:
@@ -64,7 +72,7 @@ def build_encoder(
                                         cutoff=cutoff, **config.options)
     features = features or molecule_feature_spec()
     edge_embedding = None
-    if uses_edge_features(config.backbone.lower()):
+    if uses_edge_features(config.backbone.lower()) or features.edge_factory is not None:
         edge_embedding = features.edge_embedding(config.hidden)
     backbone = build_backbone(
         config.backbone,

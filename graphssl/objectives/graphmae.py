@@ -8,7 +8,7 @@ from torch_geometric.data import Data
 import torch
 
 from graphssl.encoders.encoder import Encoder
-from graphssl.losses import sce_loss
+from graphssl.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
 from graphssl.objectives.decoder import FeatureDecoder
 from graphssl.objectives.targets import resolve_target, target_tensor
 from graphssl.transforms.masking import NodeMask, sample_node_mask
@@ -31,7 +31,9 @@ class GraphMAE(nn.Module):
         alpha: SCE exponent (>= 1).
         decoder: backbone name of the one-layer decoder (default: ``gine`` when the encoder
             reads edge features, else ``gin``).
-        target: ``auto``, ``atom_type`` or ``features`` (see :mod:`graphssl.objectives.targets`).
+        target: ``auto``, ``atom_type``, ``features`` or ``embedding`` (see
+            :mod:`graphssl.objectives.targets`).
+        loss: ``sce`` (scaled cosine error) or ``mse`` (for geometric targets such as UV grids).
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class GraphMAE(nn.Module):
         alpha: float = 1.0,
         decoder: str | None = None,
         target: str = "auto",
+        loss: str = "sce",
     ) -> None:
         super().__init__()
         sample_node_mask(4, mask_rate, replace_rate, keep_rate)  # validates the rates early
@@ -50,6 +53,9 @@ class GraphMAE(nn.Module):
             raise ValueError(f"GraphMAE alpha must be >= 1, got {alpha}")
         self.encoder = encoder
         self.mask_rate, self.replace_rate, self.keep_rate, self.alpha = mask_rate, replace_rate, keep_rate, alpha
+        if loss not in RECONSTRUCTION_LOSSES:
+            raise ValueError(f"unknown loss '{loss}'. Choose one of: {', '.join(RECONSTRUCTION_LOSSES)}")
+        self.loss = loss
         self.target, out_channels = resolve_target(encoder, target)
         hidden = encoder.out_channels
         self.enc_mask_token = nn.Parameter(torch.zeros(1, encoder.embed_channels))
@@ -74,5 +80,5 @@ class GraphMAE(nn.Module):
         z = z.clone()
         z[mask.masked] = 0.0  # re-mask: the decoder must infer masked nodes from neighbours
         recon = self.decoder(z, data, edge_features)
-        target = target_tensor(data.x, self.target, self.encoder)
-        return sce_loss(recon[mask.masked], target[mask.masked], self.alpha)
+        target = target_tensor(data, self.target, self.encoder)
+        return reconstruction_loss(recon[mask.masked], target[mask.masked], self.loss, self.alpha)

@@ -30,7 +30,7 @@ from torch_geometric.utils import scatter, to_dense_batch
 
 from graphssl.encoders.encoder import Encoder
 from graphssl.errors import DataError
-from graphssl.losses import sce_loss
+from graphssl.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
 from graphssl.objectives.decoder import FeatureDecoder
 from graphssl.objectives.targets import resolve_target, target_tensor
 from graphssl.transforms.coarsen import Coarsen, level_batch
@@ -105,7 +105,8 @@ class HiGMAE(nn.Module):
         gamma: exponent of the recovery decay.
         transformer_layers, heads: the coarsest-level graph transformer.
         alpha: SCE exponent.
-        target: ``auto``, ``atom_type`` or ``features``.
+        target: ``auto``, ``atom_type``, ``features`` or ``embedding``.
+        loss: ``sce`` (scaled cosine error) or ``mse`` (for geometric targets such as UV grids).
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class HiGMAE(nn.Module):
         heads: int = 4,
         alpha: float = 1.0,
         target: str = "auto",
+        loss: str = "sce",
     ) -> None:
         super().__init__()
         sample_node_mask(4, mask_rate)  # validates the rate early
@@ -138,6 +140,9 @@ class HiGMAE(nn.Module):
         self.levels, self.mask_rate, self.alpha = levels, mask_rate, alpha
         self.recovery_rate, self.recovery_epochs, self.gamma = recovery_rate, recovery_epochs, gamma
         self.recovery = recovery_rate  # the current epoch's share, set by set_epoch
+        if loss not in RECONSTRUCTION_LOSSES:
+            raise ValueError(f"unknown loss '{loss}'. Choose one of: {', '.join(RECONSTRUCTION_LOSSES)}")
+        self.loss = loss
         self.target, out_channels = resolve_target(encoder, target)
 
         self.enc_mask_token = nn.Parameter(torch.zeros(1, encoder.embed_channels))
@@ -191,5 +196,5 @@ class HiGMAE(nn.Module):
             if below > 0:
                 z = z + self.level_decoders[below - 1](z, data[f"edge_index_{below}"])
         recon = self.decoder(z, data, edge_features)
-        target = target_tensor(data.x, self.target, self.encoder)
-        return sce_loss(recon[masks[0]], target[masks[0]], self.alpha)
+        target = target_tensor(data, self.target, self.encoder)
+        return reconstruction_loss(recon[masks[0]], target[masks[0]], self.loss, self.alpha)

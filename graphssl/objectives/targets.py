@@ -10,7 +10,7 @@ from graphssl.encoders.embeddings import CategoricalEmbedding
 from graphssl.encoders.encoder import Encoder
 from graphssl.errors import ConfigError
 
-TARGETS = ("auto", "atom_type", "features")
+TARGETS = ("auto", "atom_type", "features", "embedding")
 
 
 def resolve_target(encoder: Encoder, target: str) -> tuple[str, int]:
@@ -23,8 +23,14 @@ def resolve_target(encoder: Encoder, target: str) -> tuple[str, int]:
         raise ConfigError(f"unknown target '{target}'. Choose one of: {', '.join(TARGETS)}")
     emb = encoder.node_embedding
     categorical = isinstance(emb, CategoricalEmbedding)
+    custom = hasattr(emb, "reconstruction_target")
     if target == "auto":
-        target = "atom_type" if categorical else "features"
+        target = "embedding" if custom else "atom_type" if categorical else "features"
+    if target == "embedding":
+        # the input module says what to reconstruct (e.g. a B-rep face's UV-grid points and normals)
+        if not custom:
+            raise ConfigError("target 'embedding' needs a node embedding with reconstruction_target(data)")
+        return target, int(emb.target_channels)
     if target == "atom_type":
         if not categorical:
             raise ConfigError("target 'atom_type' needs categorical node features; use target='features'")
@@ -37,9 +43,12 @@ def resolve_target(encoder: Encoder, target: str) -> tuple[str, int]:
     return target, int(width)
 
 
-def target_tensor(x: Tensor, target: str, encoder: Encoder) -> Tensor:
+def target_tensor(data, target: str, encoder: Encoder) -> Tensor:
     """The float target matrix for ``target`` (see :func:`resolve_target`)."""
     emb = encoder.node_embedding
+    if target == "embedding":
+        return emb.reconstruction_target(data)
+    x = data.x
     if target == "atom_type":
         return F.one_hot(x[:, 0].long(), emb.dims[0]).float()
     if isinstance(emb, CategoricalEmbedding):
