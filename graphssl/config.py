@@ -27,6 +27,7 @@ class DataConfig:
     smiles_column: str | None = None
     label_columns: list[str] = field(default_factory=list)
     task_type: str | None = None  # "classification" or "regression" for user files
+    offset: int = 0  # skip the first N records (atomistic sources; e.g. pretrain on the rest)
     limit: int | None = None  # keep the first N records (deterministic subsets)
     on_error: str = "raise"  # "raise" stops at the first bad record, "skip" skips and reports it
     explicit_h: bool = False
@@ -93,6 +94,11 @@ class FinetuneConfig:
     seed: int = 0
     save_checkpoints: bool = True  # last.pt every epoch (resumable) and best.pt at the end
     resume: bool = True
+    # atomistic tasks
+    energy_weight: float = 1.0  # energies and forces: weight of the per-atom energy loss
+    force_weight: float = 10.0  # energies and forces: weight of the force loss
+    noisy_nodes_weight: float = 0.0  # auxiliary denoising loss while fine-tuning (SCD: 0.1)
+    noisy_nodes_sigma: float = 0.005  # its noise, Angstrom
 
 
 @dataclass

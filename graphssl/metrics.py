@@ -6,7 +6,15 @@ import numpy as np
 
 from graphssl.errors import ConfigError
 
-HIGHER_IS_BETTER = {"roc_auc": True, "rmse": False, "mae": False}
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "rmse": False,
+    "mae": False,
+    "accuracy": True,  # per-face accuracy (B-rep segmentation)
+    "miou": True,  # mean intersection over union over classes (B-rep segmentation)
+    "force_mae": False,  # eV/A (energies and forces)
+    "energy_mae": False,  # eV/atom
+}
 
 
 def _check(metric: str) -> None:
@@ -51,8 +59,13 @@ def mae(y_true: np.ndarray, pred: np.ndarray) -> float:
 
 
 def compute_metric(metric: str, y_true: np.ndarray, pred: np.ndarray) -> float:
+    """Graph-level metrics from label and prediction matrices (node-level and force metrics
+    are computed by their own training loops)."""
     _check(metric)
-    return {"roc_auc": roc_auc, "rmse": rmse, "mae": mae}[metric](y_true, pred)
+    functions = {"roc_auc": roc_auc, "rmse": rmse, "mae": mae}
+    if metric not in functions:
+        raise ConfigError(f"metric '{metric}' is not a graph-level label metric")
+    return functions[metric](y_true, pred)
 
 
 def is_better(metric: str, new: float, best: float | None) -> bool:

@@ -102,6 +102,8 @@ def plot_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
             # Points with error bars rather than bars: the scores' range, not zero, matters.
             for i, m in enumerate(methods):
                 ax.errorbar([i], [mu[i]], yerr=[sd[i]], fmt="o", capsize=5, color=f"C{i}")
+                seeds = [r["test"] for r in rows if r["method"] == m and r["task"] == task and r["label_fraction"] == f]
+                ax.scatter([i + 0.12] * len(seeds), seeds, s=10, color=f"C{i}", alpha=0.5)  # each seed
             ax.set_xticks(range(len(methods)), methods, rotation=20)
             ax.set_xlim(-0.6, len(methods) - 0.4)
         arrow = "higher is better" if HIGHER_IS_BETTER[metrics[task]] else "lower is better"
@@ -109,7 +111,8 @@ def plot_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
     if len(fractions) > 1:
         axes[0][0].legend(fontsize=8)
-    fig.suptitle("test score at the best validation epoch, mean ± std over seeds", fontsize=10)
+    fig.suptitle("test score at the best validation epoch: mean ± std over seeds (small dots: single seeds)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -144,6 +144,14 @@ def finetune(
         dataset = load_dataset(ft.task, config.cache_dir, progress=config.progress)
     if dataset.task_type is None:
         raise DataError(f"data set '{dataset.name}' has no labels; fine-tuning needs a labelled task")
+    if dataset.task_type == "segmentation":  # per-node classes (B-rep faces)
+        from graphssl.train.segmentation import finetune_segmentation
+
+        return finetune_segmentation(config, checkpoint=checkpoint, dataset=dataset, split=split)
+    if dataset.task_type == "energy_forces":
+        from graphssl.train.atomistic import finetune_energy_forces
+
+        return finetune_energy_forces(config, checkpoint=checkpoint, dataset=dataset, split=split)
     metric = dataset.metric
     split = split or make_split(dataset, ft)
     train_idx = subsample_fraction(split.train, ft.label_fraction, seed=ft.seed)
