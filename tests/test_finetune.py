@@ -99,3 +99,14 @@ def test_finetune_rejects_wrong_checkpoint_and_unlabeled_data(tmp_path, molecule
     config.finetune.task = DataConfig(path=str(smiles_file))
     with pytest.raises(Exception, match="no labels"):
         finetune(config)
+
+
+def test_pretrain_refuses_to_resume_a_different_run(tmp_path, molecule_csv):
+    from graphssl.errors import CheckpointError
+
+    config = _config(tmp_path, molecule_csv)
+    config.pretrain.epochs = 1
+    pretrain(config)
+    config.model.hidden = 24
+    with pytest.raises(CheckpointError, match="different model"):
+        pretrain(config)

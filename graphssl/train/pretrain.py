@@ -17,6 +17,7 @@ from graphssl.data.dataset import MoleculeDataset, PrecomputedDataset, load_data
 from graphssl.encoders import build_encoder, degree_histogram
 from graphssl.encoders.encoder import Encoder
 from graphssl.objectives import build_objective
+from graphssl.errors import CheckpointError
 from graphssl.train.checkpoint import load_checkpoint, save_checkpoint
 from graphssl.train.runtime import resolve_device, seed_everything, set_threads
 
@@ -32,6 +33,17 @@ def _epoch_loader(dataset: MoleculeDataset, batch_size: int, seed: int, epoch: i
     # resumed run sees the same batches as an uninterrupted one.
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, num_workers=num_workers)
+
+
+def _check_same_run(saved: dict[str, Any], config: RunConfig, path: Path) -> None:
+    """Refuse to resume a run whose data, model or objective differ from the saved one."""
+    current = config.to_dict()
+    changed = [key for key in ("data", "model", "objective") if saved.get(key) != current[key]]
+    if changed:
+        raise CheckpointError(
+            f"'{path}' was written by a run with different {', '.join(changed)} settings; use another "
+            "output_dir, delete the file, or set pretrain.resume=false to start over"
+        )
 
 
 def pretrain(config: RunConfig, dataset: MoleculeDataset | None = None) -> Path:
@@ -66,6 +78,7 @@ def pretrain(config: RunConfig, dataset: MoleculeDataset | None = None) -> Path:
     last = out / "last.pt"
     if run.resume and last.is_file():
         state = load_checkpoint(last, map_location=device)
+        _check_same_run(state.get("config", {}), config, last)
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, step, history = state["epoch"], state["step"], list(state["history"])
