@@ -84,14 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
             run_benchmark(_load(args), command=command)
         elif args.command == "data":
-            from graphssl.data.registry import DATASETS
+            from graphssl.data.registry import catalogue
 
             if args.data_command == "list":
-                from graphssl.atomistic.datasets import ATOMISTIC_DATASETS
-
-                for info in [*DATASETS.values(), *ATOMISTIC_DATASETS.values()]:
-                    kind = info.task_type or "unlabeled"
-                    print(f"{info.name:26s} {kind:15s} {info.metric or '-':8s} {info.description}")
+                for name, task_type, metric, description in catalogue():
+                    print(f"{name:26s} {task_type or 'unlabeled':15s} {metric or '-':8s} {description}")
             elif args.data_command == "generate" and args.generator == "emt":
                 from graphssl.atomistic.emt import run
 

@@ -6,7 +6,7 @@ import pytest
 
 from graphssl.bench.harness import parse_methods
 from graphssl.config import data_config, load_config
-from graphssl.data.registry import DATASETS
+from graphssl.data.registry import catalogue
 from graphssl.objectives.registry import build_objective
 from graphssl.encoders import build_encoder
 
@@ -25,8 +25,13 @@ def test_config_parses(path):
     for spec in [config.data, config.finetune.task, *config.benchmark.tasks]:
         task = data_config(spec)
         if task.name:
-            assert task.name in DATASETS
-    encoder = build_encoder(config.model)
+            assert task.name in {row[0] for row in catalogue()}
+    features = None
+    if "brep" in path.name:
+        from graphssl.encoders.brep import brep_feature_spec
+
+        features = brep_feature_spec()
+    encoder = build_encoder(config.model, features)
     for method in parse_methods(config.benchmark.methods):
         if method.objective:
             build_objective(method.objective, encoder, method.options)

@@ -5,7 +5,11 @@ Registered sources (``ATOMISTIC_DATASETS``): ``qm9-3d`` (qm9pack geometries, the
 the units of :data:`graphssl.data.registry.QM9_TARGETS`) and ``matbench-dielectric`` (crystal
 toolkit's copy of Matbench's refractive index task). User data (``data.path``): a folder of
 CIF/POSCAR files (labels from ``data.label_file``), or an extxyz file / ASE database of frames
-with energy and forces.
+with energy and forces (task type ``energy_forces``, metric ``force_mae``).
+
+``data.offset`` skips the first N records of any source (they are not read, so the build report
+does not count them) and ``data.limit`` then keeps the next N: ``{offset: 0, limit: 5000}`` and
+``{offset: 5000}`` are disjoint, e.g. a fine-tuning set and the pretraining corpus.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ class AtomisticSource:
 @dataclass(frozen=True)
 class AtomisticDatasetInfo:
     name: str
-    load: Callable[[int | None], AtomisticSource]
+    load: Callable[[int | None, int], AtomisticSource]  # (limit, offset) -> source
     task_type: str | None
     metric: str | None
     description: str
@@ -153,28 +157,44 @@ def _qm9_build(name: str, elements: str, xyz: str, cutoff: float) -> AtomisticDa
     return from_positions(symbols, positions, cutoff=cutoff, name=name)
 
 
-def _qm9_records(paths: list[Path], limit: int | None) -> Iterator[StructureRecord]:
+def _qm9_records(paths: list[Path], limit: int | None, offset: int = 0) -> Iterator[StructureRecord]:
     columns = ["XYZ_file", "Elements", "XYZ_Ang", *QM9_TARGETS]
     factors = [factor for _, factor in QM9_TARGETS.values()]
-    index = 0
+    stop = None if limit is None else offset + limit
+    index = 0  # position in the whole data set, so names and report indices ignore the offset
     for path in paths:
-        remaining = None if limit is None else limit - index
+        remaining = None if stop is None else stop - index
         if remaining is not None and remaining <= 0:
             return
         for chunk in pd.read_csv(path, usecols=columns, nrows=remaining, chunksize=5000):
+            if index + len(chunk) <= offset:  # wholly before the offset: nothing to build
+                index += len(chunk)
+                continue
             for row in chunk[columns].itertuples(index=False, name=None):
-                name, elements, xyz = str(row[0]), row[1], row[2]
-                labels = [float(v) * f for v, f in zip(row[3:], factors)]
-                yield StructureRecord(index, name, partial(_qm9_build, name, elements, xyz), labels)
+                if index >= offset:
+                    name, elements, xyz = str(row[0]), row[1], row[2]
+                    labels = [float(v) * f for v, f in zip(row[3:], factors)]
+                    yield StructureRecord(index, name, partial(_qm9_build, name, elements, xyz), labels)
                 index += 1
 
 
-def _qm9_3d(limit: int | None) -> AtomisticSource:
+def _window_key(offset: int) -> tuple[int, ...]:
+    """The offset's part of a cache identity: empty for 0, so caches built before offsets existed stay valid."""
+    return (offset,) if offset else ()
+
+
+def _window_total(size: int, limit: int | None, offset: int) -> int:
+    """How many records a source of ``size`` yields after ``offset`` and ``limit``."""
+    rest = max(size - offset, 0)
+    return rest if limit is None else min(limit, rest)
+
+
+def _qm9_3d(limit: int | None, offset: int = 0) -> AtomisticSource:
     paths = [packaged_file("qm9pack", f"data/qm9_part{i}.csv") for i in (1, 2, 3)]
     return AtomisticSource(
-        "qm9-3d", _qm9_records(paths, limit), [n for n, _ in QM9_TARGETS.values()], "regression", "mae",
-        file_identity(paths[0], *(file_identity(p) for p in paths[1:]), limit),
-        total=min(limit, QM9_SIZE) if limit is not None else QM9_SIZE,
+        "qm9-3d", _qm9_records(paths, limit, offset), [n for n, _ in QM9_TARGETS.values()], "regression", "mae",
+        file_identity(paths[0], *(file_identity(p) for p in paths[1:]), limit, *_window_key(offset)),
+        total=_window_total(QM9_SIZE, limit, offset),
         description="QM9 DFT geometries (non-periodic), 12 targets in the units of the 2D qm9 set")
 
 
@@ -188,23 +208,22 @@ def _pymatgen_build(name: str, payload: dict, cutoff: float) -> AtomisticData:
     return from_pymatgen(structure, cutoff=cutoff, name=name)
 
 
-def _matbench_records(path: Path, limit: int | None) -> Iterator[StructureRecord]:
+def _matbench_records(path: Path, limit: int | None, offset: int = 0) -> Iterator[StructureRecord]:
     # Read lazily (inside the generator): a cache hit never pays the ~1.5 s JSON parse.
     frame = pd.read_json(path).sort_index()
-    if limit is not None:
-        frame = frame.iloc[:limit]
-    for k, (payload, n) in enumerate(zip(frame["structure"], frame["n"])):
+    frame = frame.iloc[offset:] if limit is None else frame.iloc[offset: offset + limit]
+    for k, (payload, n) in enumerate(zip(frame["structure"], frame["n"]), start=offset):
         value, error = parse_label(n, "n")
         name = f"matbench_dielectric[{k}]"
         yield StructureRecord(k, name, partial(_pymatgen_build, name, payload), [value], error)
 
 
-def _matbench_dielectric(limit: int | None) -> AtomisticSource:
+def _matbench_dielectric(limit: int | None, offset: int = 0) -> AtomisticSource:
     path = packaged_file("crystal_toolkit", "apps/examples/matbench_dielectric.json.gz")
     return AtomisticSource(
-        "matbench-dielectric", _matbench_records(path, limit), ["n"], "regression", "mae",
-        file_identity(path, limit),
-        total=min(limit, MATBENCH_DIELECTRIC_SIZE) if limit is not None else MATBENCH_DIELECTRIC_SIZE,
+        "matbench-dielectric", _matbench_records(path, limit, offset), ["n"], "regression", "mae",
+        file_identity(path, limit, *_window_key(offset)),
+        total=_window_total(MATBENCH_DIELECTRIC_SIZE, limit, offset),
         description="Matbench dielectric: refractive index n of 4,764 crystals; MAE, 5-fold CV (matbench_folds)")
 
 
@@ -239,15 +258,17 @@ def _file_build(path: Path, fmt: str, name: str, cutoff: float) -> AtomisticData
 def _folder_source(folder: Path, config: DataConfig) -> AtomisticSource:
     listing = sorted(p for p in folder.iterdir() if p.is_file())
     stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in listing]
+    offset, stop = config.offset, _stop(config)
     if not config.label_file:
         files = [p for p in listing if _structure_format(p)]
-        if config.limit is not None:
-            files = files[: config.limit]
         if not files:
             raise DataError(f"folder '{folder}' holds no CIF/POSCAR file (*.cif, *.vasp, *.poscar, POSCAR*, CONTCAR*)")
+        files = files[offset:stop]  # sorted by name, so the window is reproducible
+        if not files:
+            raise DataError(f"folder '{folder}': data.offset={offset} skips every structure file")
         records = (StructureRecord(k, p.name, partial(_file_build, p, _structure_format(p), p.name), [])
-                   for k, p in enumerate(files))
-        identity = json.dumps([str(folder.resolve()), stats, config.limit])
+                   for k, p in enumerate(files, start=offset))
+        identity = json.dumps([str(folder.resolve()), stats, config.limit, *_window_key(offset)])
         return AtomisticSource(folder.name, records, [], None, None, identity, total=len(files))
 
     label_path = Path(config.label_file)
@@ -267,11 +288,10 @@ def _folder_source(folder: Path, config: DataConfig) -> AtomisticSource:
     if config.task_type is not None:
         check_choice(config.task_type, TASK_TYPES, "data.task_type")
     task_type = config.task_type or "regression"
-    if config.limit is not None:
-        frame = frame.iloc[: config.limit]
+    frame = frame.iloc[offset:stop]
 
     def records() -> Iterator[StructureRecord]:
-        for k, row in enumerate(frame.to_dict("records")):
+        for k, row in enumerate(frame.to_dict("records"), start=offset):
             file_name = str(row[config.id_column]).strip()
             labels, error = [], None
             for column in label_columns:
@@ -287,7 +307,7 @@ def _folder_source(folder: Path, config: DataConfig) -> AtomisticSource:
             yield StructureRecord(k, file_name, partial(_file_build, path, fmt, file_name), labels, error)
 
     identity = json.dumps([str(folder.resolve()), stats, file_identity(label_path), config.id_column,
-                           label_columns, config.limit])
+                           label_columns, config.limit, *_window_key(offset)])
     return AtomisticSource(folder.name, records(), label_columns, task_type,
                            "mae" if task_type == "regression" else "roc_auc", identity, total=len(frame))
 
@@ -299,9 +319,9 @@ def _frame_build(atoms: Any, name: str, keep_stress: bool, cutoff: float) -> Ato
     return data
 
 
-def _frame_records(frames: Iterable[tuple[str, Any]]) -> Iterator[StructureRecord]:
+def _frame_records(frames: Iterable[tuple[str, Any]], offset: int = 0) -> Iterator[StructureRecord]:
     stress_expected: bool | None = None
-    for k, (name, atoms) in enumerate(frames):
+    for k, (name, atoms) in enumerate(frames, start=offset):
         results = dict(getattr(atoms.calc, "results", {}) or {}) if atoms.calc is not None else {}
         energy, error = results.get("energy"), None
         if energy is None:
@@ -316,21 +336,23 @@ def _frame_records(frames: Iterable[tuple[str, Any]]) -> Iterator[StructureRecor
         yield StructureRecord(k, name, partial(_frame_build, atoms, name, bool(stress_expected)), [label], error)
 
 
-def _extxyz_frames(path: Path, limit: int | None) -> Iterator[tuple[str, Any]]:
+def _extxyz_frames(path: Path, limit: int | None, offset: int = 0) -> Iterator[tuple[str, Any]]:
     import ase.io
 
+    stop = None if limit is None else offset + limit
     try:
-        for k, atoms in enumerate(ase.io.iread(path, index=slice(0, limit), format="extxyz")):
+        for k, atoms in enumerate(ase.io.iread(path, index=slice(offset, stop), format="extxyz"), start=offset):
             yield f"{path.name}[{k}]", atoms
     except Exception as exc:  # a malformed frame breaks the file's framing: no safe way to skip it
         raise DataError(f"cannot read frames from '{path}': {type(exc).__name__}: {exc}") from None
 
 
-def _db_frames(path: Path, limit: int | None) -> Iterator[tuple[str, Any]]:
+def _db_frames(path: Path, limit: int | None, offset: int = 0) -> Iterator[tuple[str, Any]]:
     import ase.db
 
     try:
-        for row in ase.db.connect(str(path)).select(limit=limit):
+        # ase.db reads "no limit" as limit=None; rows come in id order, so the window is stable
+        for row in ase.db.connect(str(path)).select(limit=limit, offset=offset):
             yield f"{path.name}[id={row.id}]", row.toatoms()
     except Exception as exc:  # sqlite / JSON back ends raise their own exception types
         raise DataError(f"cannot read rows from the ASE database '{path}': {type(exc).__name__}: {exc}") from None
@@ -345,26 +367,39 @@ def user_atomistic_source(config: DataConfig) -> AtomisticSource:
         raise DataError(f"data.path '{path}' is neither a folder of structure files nor a file")
     lower = path.name.lower()
     if lower.endswith((".extxyz", ".xyz")):
-        frames = _extxyz_frames(path, config.limit)
+        frames = _extxyz_frames(path, config.limit, config.offset)
     elif lower.endswith(".db"):
-        frames = _db_frames(path, config.limit)
+        frames = _db_frames(path, config.limit, config.offset)
     else:
         raise DataError(f"data.path '{path}': expected a folder of CIF/POSCAR files, an .extxyz/.xyz file "
                         "or an ASE database (.db)")
-    return AtomisticSource(path.stem, _frame_records(frames), ["energy"], "regression", "mae",
-                           file_identity(path, config.limit, "energy+forces"), total=config.limit,
-                           description=f"energies and forces from '{path.name}'")
+    # y holds the energy too, but the task is energies *and* forces: finetune() hands it to
+    # graphssl.train.atomistic, which selects models on the force MAE.
+    identity = file_identity(path, config.limit, *_window_key(config.offset), "energy+forces")
+    return AtomisticSource(path.stem, _frame_records(frames, config.offset), ["energy"], "energy_forces", "force_mae",
+                           identity, total=config.limit, description=f"energies and forces from '{path.name}'")
+
+
+def _stop(config: DataConfig) -> int | None:
+    return None if config.limit is None else config.offset + config.limit
+
+
+def _check_window(config: DataConfig) -> None:
+    if isinstance(config.offset, bool) or not isinstance(config.offset, int) or config.offset < 0:
+        raise DataError(f"data.offset must be a non-negative integer (records to skip), got {config.offset!r}")
+
 
 
 def resolve_atomistic_source(config: DataConfig) -> AtomisticSource:
     """The registered (``data.name``) or user (``data.path``) source described by ``config``."""
     if config.name and config.path:
         raise DataError(f"give either data.name ('{config.name}') or data.path ('{config.path}'), not both")
+    _check_window(config)
     if config.name:
         if config.name not in ATOMISTIC_DATASETS:
             raise DataError(f"unknown atomistic data set '{config.name}'. Registered: "
                             f"{', '.join(sorted(ATOMISTIC_DATASETS))}; or give data.path")
-        return ATOMISTIC_DATASETS[config.name].load(config.limit)
+        return ATOMISTIC_DATASETS[config.name].load(config.limit, config.offset)
     if config.path:
         return user_atomistic_source(config)
     raise DataError("no data set given: set data.name to a registry name or data.path to a folder or file")

@@ -158,7 +158,10 @@ def run_benchmark(config: RunConfig, command: str | None = None) -> Path:
                     rows.append({"method": method.label, "task": dataset.name, "label_fraction": fraction,
                                  "seed": seed, "metric": result.metric, "valid": result.valid, "test": result.test,
                                  "best_epoch": result.best_epoch, "train_size": result.train_size,
-                                 "seconds": result.seconds})
+                                 "seconds": result.seconds,
+                                 # secondary scores some tasks report (e.g. face accuracy next to mIoU)
+                                 **{k: v for k, v in result.to_dict().items()
+                                    if k.startswith(("valid_", "test_")) and isinstance(v, float)}})
                     print(f"{dataset.name} frac={fraction:g} seed={seed} {method.label}: valid {result.valid:.4f} "
                           f"test {result.test:.4f} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
                     meta["wall_seconds"] = time.perf_counter() - t0

@@ -113,7 +113,7 @@ def plot_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
         axes[0][0].legend(fontsize=8)
     fig.suptitle("test score at the best validation epoch: mean ± std over seeds (small dots: single seeds)",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.92))  # leave room for the title
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)

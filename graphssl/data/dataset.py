@@ -15,6 +15,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from graphssl.config import DataConfig
+from graphssl.data.brep_dataset import is_brep, load_brep_dataset
 from graphssl.data.records import ON_ERROR, BuildReport, RawSource, check_choice
 from graphssl.data.registry import get_dataset_info
 from graphssl.data.store import GraphStore
@@ -183,6 +184,8 @@ def load_dataset(
     and stored next to the cached graphs.
     """
     check_choice(config.on_error, ON_ERROR, "data.on_error")
+    if is_brep(config):  # before the atomistic check: a folder of STEP files is not one of structures
+        return load_brep_dataset(config, cache_dir, progress=progress, verbose=verbose)
     if is_atomistic(config):
         from graphssl.atomistic.datasets import load_atomistic_dataset
 

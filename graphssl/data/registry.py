@@ -34,13 +34,24 @@ def register_dataset(info: DatasetInfo) -> None:
     DATASETS[info.name] = info
 
 
+def catalogue() -> list[tuple[str, str | None, str | None, str]]:
+    """Every registered data set: (name, task type, metric, description), molecules,
+    atomistic structures and B-rep parts alike."""
+    from graphssl.atomistic.datasets import ATOMISTIC_DATASETS
+    from graphssl.data.brep_dataset import BREP_DATASETS
+
+    rows = [(i.name, i.task_type, i.metric, i.description) for i in [*DATASETS.values(), *ATOMISTIC_DATASETS.values()]]
+    rows += [(b.name, "segmentation" if b.labelled else None, "miou" if b.labelled else None, b.description)
+             for b in BREP_DATASETS.values()]
+    return rows
+
+
 def get_dataset_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
-        from graphssl.atomistic.datasets import ATOMISTIC_DATASETS
-
-        names = sorted([*DATASETS, *ATOMISTIC_DATASETS])
+        names = sorted(row[0] for row in catalogue())
         raise DataError(f"unknown data set '{name}'. Registered: {', '.join(names)}; "
-                        "or give data.path to a CSV/TSV/SMI/SDF file, a folder of CIF/POSCAR files or an extxyz/ASE db")
+                        "or give data.path to a CSV/TSV/SMI/SDF file, a folder of CIF/POSCAR files, an extxyz/ASE db "
+                        "or a folder of STEP files")
     return DATASETS[name]
 
 

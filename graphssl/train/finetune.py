@@ -2,6 +2,12 @@
 
 Model selection rule, everywhere in graphssl: the reported test score is the one at the
 epoch with the best validation score. The test split is never used to choose anything.
+
+Splits (``finetune.split``): ``scaffold`` (deterministic Bemis-Murcko, pretrain-gnns), ``random``
+(``split_fractions``, seeded by ``split_seed``) and ``matbench``: Matbench's 5-fold protocol,
+where ``split_seed`` (0..4) picks the test fold of :func:`~graphssl.atomistic.datasets.matbench_folds`
+and a seeded 10% of that fold's training part is held out for model selection (``split_fractions``
+is not used). Report the mean over the five folds to compare with the Matbench leaderboard.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import copy
 import dataclasses
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +32,7 @@ from graphssl.data.splits import random_split, scaffold_split, subsample_fractio
 from graphssl.atomistic.encoder import GeometricEncoder
 from graphssl.encoders import build_encoder, degree_histogram
 from graphssl.encoders.factory import is_geometric
-from graphssl.errors import ConfigError, DataError
+from graphssl.errors import CheckpointError, ConfigError, DataError
 from graphssl.losses import masked_bce_with_logits, masked_mse
 from graphssl.metrics import compute_metric, is_better
 from graphssl.nn.heads import PredictionHead, PropertyModel
@@ -58,8 +65,38 @@ class FinetuneResult:
         return dataclasses.asdict(self)
 
 
+MATBENCH_FOLDS = 5
+MATBENCH_VALID_FRACTION = 0.1
+
+
+def matbench_split(num_items: int, fold: int, valid_fraction: float = MATBENCH_VALID_FRACTION) -> Split:
+    """Fold ``fold`` of Matbench's ``KFold(5, shuffle=True, random_state=18012019)`` as the test set;
+    ``valid_fraction`` of the fold's training part, drawn with a generator seeded by the fold, is
+    the validation set (Matbench leaves model selection to the user; this is ours)."""
+    from graphssl.atomistic.datasets import MATBENCH_SEED, matbench_folds
+
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < MATBENCH_FOLDS:
+        raise ConfigError(f"the matbench split takes finetune.split_seed as the fold: 0..{MATBENCH_FOLDS - 1}, "
+                          f"got {fold!r}")
+    if num_items < 2 * MATBENCH_FOLDS:
+        raise DataError(f"the matbench split needs at least {2 * MATBENCH_FOLDS} structures, got {num_items}")
+    train, test = matbench_folds(num_items)[int(fold)]
+    shuffled = np.random.default_rng([MATBENCH_SEED, int(fold)]).permutation(train)
+    n_valid = max(1, round(valid_fraction * len(train)))
+    return Split(np.sort(shuffled[n_valid:]), np.sort(shuffled[:n_valid]), np.sort(test))
+
+
 def make_split(dataset: MoleculeDataset, config: FinetuneConfig) -> Split:
-    """The scaffold (deterministic) or random (seeded by ``split_seed``) split of a data set."""
+    """The scaffold (deterministic), random (seeded by ``split_seed``) or matbench (fold
+    ``split_seed``) split of a data set; see the module docstring."""
+    if config.split == "matbench":
+        from graphssl.atomistic.datasets import MATBENCH_DIELECTRIC_SIZE
+
+        if getattr(dataset, "name", None) == "matbench-dielectric" and len(dataset) != MATBENCH_DIELECTRIC_SIZE:
+            warnings.warn(f"matbench-dielectric has {len(dataset)} of its {MATBENCH_DIELECTRIC_SIZE} structures "
+                          "(limit, offset or skipped records): the folds are not Matbench's official ones",
+                          stacklevel=2)
+        return matbench_split(len(dataset), config.split_seed)
     fractions = tuple(config.split_fractions)
     if len(fractions) != 3:
         raise ConfigError(f"finetune.split_fractions needs 3 numbers (train, valid, test), got {list(fractions)}")
@@ -70,11 +107,18 @@ def make_split(dataset: MoleculeDataset, config: FinetuneConfig) -> Split:
         return Split(*scaffold_split(dataset.smiles, fractions))
     if config.split == "random":
         return Split(*random_split(len(dataset), fractions, seed=config.split_seed))
-    raise ConfigError(f"unknown split '{config.split}'. Choose one of: scaffold, random")
+    raise ConfigError(f"unknown split '{config.split}'. Choose one of: scaffold, random, matbench")
 
 
 def _targets(dataset: MoleculeDataset) -> np.ndarray:
     return dataset.labels.numpy().astype(np.float64)
+
+
+def _without_epochs(section: Any) -> Any:
+    """A config section minus the epoch count: extending a finished run is a valid resume."""
+    if not isinstance(section, dict):
+        return section
+    return {k: v for k, v in section.items() if k not in ("epochs", "resume")}
 
 
 @torch.no_grad()
@@ -161,10 +205,16 @@ def finetune(
     model_cfg = dataclasses.replace(pretrained.model if pretrained else config.model, dropout=ft.dropout)
     encoder = build_finetune_encoder(model_cfg, train, pretrained, ft.task.cutoff)
     head = PredictionHead(encoder.out_channels, dataset.num_tasks, ft.head_hidden, ft.dropout)
-    model = PropertyModel(encoder, head).to(device)
+    model = PropertyModel(encoder, head)
 
     if ft.mode not in ("full", "linear"):
         raise ConfigError(f"finetune.mode must be 'full' or 'linear', got {ft.mode!r}")
+    from graphssl.train.atomistic import noisy_nodes_head, noisy_nodes_loss
+
+    aux_head = noisy_nodes_head(encoder, ft)  # None unless finetune.noisy_nodes_weight > 0
+    if aux_head is not None:
+        model.noisy_nodes_head = aux_head  # a submodule: optimised, saved and resumed with the model
+    model = model.to(device)
     if ft.mode == "linear":
         for p in encoder.parameters():
             p.requires_grad_(False)
@@ -188,6 +238,16 @@ def finetune(
     last = out / "last.pt"
     if ft.save_checkpoints and ft.resume and last.is_file():
         state = load_checkpoint(last, map_location=device)
+        if state.get("kind") != "finetune-state":
+            raise CheckpointError(f"'{last}' is a {state.get('kind')!r} checkpoint, not a fine-tuning state; "
+                                  "use another output_dir for fine-tuning")
+        saved = state.get("config", {})
+        current = config.to_dict()
+        changed = [k for k in ("model", "finetune") if _without_epochs(saved.get(k)) != _without_epochs(current[k])]
+        if changed or state.get("checkpoint") != (str(checkpoint) if checkpoint else None):
+            raise CheckpointError(f"'{last}' belongs to a fine-tuning run with different settings "
+                                  f"({', '.join(changed) or 'pretrained checkpoint'}); use another output_dir, "
+                                  "delete it, or set finetune.resume=false")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history = state["epoch"], list(state["history"])
@@ -203,12 +263,16 @@ def finetune(
         if ft.mode == "linear":
             encoder.eval()  # frozen: batch-norm statistics and dropout stay as pretrained
         generator = torch.Generator().manual_seed(ft.seed * 100_003 + epoch)
-        total, count = 0.0, 0
+        total, count, aux_total = 0.0, 0, 0.0
         for batch in DataLoader(train, batch_size=ft.batch_size, shuffle=True, generator=generator, drop_last=len(train) > ft.batch_size):
             batch = batch.to(device)
             out_ = model(batch)
             y = batch.y.view(out_.shape)
             loss = masked_bce_with_logits(out_, y) if classification else masked_mse(out_, (y - mean_t) / std_t)
+            if aux_head is not None:
+                aux = noisy_nodes_loss(encoder, aux_head, batch, ft.noisy_nodes_sigma)
+                loss = loss + ft.noisy_nodes_weight * aux
+                aux_total += float(aux.detach()) * batch.num_graphs
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -216,6 +280,8 @@ def finetune(
             count += batch.num_graphs
         valid_score, test_score = score(valid), score(test)
         history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "valid": valid_score, "test": test_score})
+        if aux_head is not None:
+            history[-1]["noisy_nodes"] = aux_total / max(count, 1)
         if is_better(metric, valid_score, best):
             best, best_epoch, best_valid, best_test = valid_score, epoch + 1, valid_score, test_score
             best_state = copy.deepcopy(model.state_dict())
@@ -226,6 +292,7 @@ def finetune(
                 "epoch": epoch + 1, "history": history, "best_epoch": best_epoch, "best_valid": best_valid,
                 "best_test": best_test, "best_model": best_state if best_state is not None else model.state_dict(),
                 "rng": torch.get_rng_state(), "config": config.to_dict(),
+                "checkpoint": str(checkpoint) if checkpoint else None,
             })
 
     result = FinetuneResult(task=dataset.name, metric=metric, best_epoch=best_epoch, valid=best_valid,

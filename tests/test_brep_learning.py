@@ -1,0 +1,262 @@
+"""Learning on B-rep parts: UV-grid embeddings, the STEP data set, masked pretraining and
+per-face segmentation fine-tuning."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("OCP")
+
+from torch_geometric.data import Batch, Data  # noqa: E402
+
+from graphssl.adapters.brep import CONVEXITY, CURVE_TYPES, SURFACE_TYPES, solid_to_data  # noqa: E402
+from graphssl.cli import main  # noqa: E402
+from graphssl.config import DataConfig, ModelConfig, load_config  # noqa: E402
+from graphssl.data.brep_dataset import BREP_DATASETS  # noqa: E402
+from graphssl.data.brep_generate import FEATURE_CLASSES, generate_dataset, generate_part, part_seed  # noqa: E402
+from graphssl.data.dataset import load_dataset  # noqa: E402
+from graphssl.data.registry import catalogue  # noqa: E402
+from graphssl.encoders import build_encoder  # noqa: E402
+from graphssl.encoders import brep as emb  # noqa: E402
+from graphssl.errors import CheckpointError, ConfigError, DataError  # noqa: E402
+from graphssl.objectives import build_objective  # noqa: E402
+from graphssl.train.checkpoint import save_checkpoint  # noqa: E402
+from graphssl.train.finetune import SELECTION_RULE  # noqa: E402
+from graphssl.train.segmentation import face_accuracy, finetune_segmentation, mean_iou  # noqa: E402
+
+MODEL = ModelConfig(backbone="gine", hidden=32, num_layers=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: these tiny models only lose time to thread sync on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def graphs() -> list[Data]:
+    out = []
+    for i in range(8):
+        solid, labels = generate_part(part_seed(5, i, 0))
+        data = solid_to_data(solid, name=f"p{i}")
+        data.y = torch.tensor(labels)
+        out.append(data)
+    return out
+
+
+@pytest.fixture(scope="module")
+def parts_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("parts")
+    generate_dataset(30, folder, seed=3, progress=False)
+    return folder
+
+
+def _permuted(data: Data, perm: torch.Tensor) -> Data:
+    """The same part with faces renumbered: new face k is old face perm[k]."""
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(perm.numel())
+    out = data.clone()
+    for key in ("x", "face_area", "face_grid", "y"):
+        out[key] = data[key][perm]
+    out.edge_index = inverse[data.edge_index]
+    return out
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+
+def test_embedding_constants_match_the_adapter():
+    assert (emb.NUM_SURFACE_TYPES, emb.NUM_CURVE_TYPES, emb.NUM_CONVEXITY) == (
+        len(SURFACE_TYPES), len(CURVE_TYPES), len(CONVEXITY))
+
+
+def test_embeddings_shapes_and_face_permutation(graphs):
+    torch.manual_seed(0)
+    data = graphs[0]
+    faces, edges = emb.FaceGridEmbedding(24).eval(), emb.EdgeGridEmbedding(24).eval()
+    h, e = faces(data), edges(data)
+    assert h.shape == (data.num_nodes, 24) and e.shape == (data.edge_index.size(1), 24)
+    assert faces.reconstruction_target(data).shape == (data.num_nodes, faces.target_channels) == (data.num_nodes, 600)
+    perm = torch.randperm(data.num_nodes)
+    assert torch.allclose(faces(_permuted(data, perm)), h[perm], atol=1e-6)
+    # through a whole encoder: relabelling faces only relabels the outputs
+    encoder = build_encoder(MODEL, emb.brep_feature_spec()).eval()
+    assert torch.allclose(encoder(_permuted(data, perm)), encoder(data)[perm], atol=1e-5)
+
+
+def test_embeddings_see_geometry_but_not_trimmed_away_points(graphs):
+    torch.manual_seed(0)
+    data = graphs[1]
+    faces = emb.FaceGridEmbedding(16).eval()
+    h = faces(data)
+    trimmed = (data.face_grid[:, 6] == 0).any(-1).any(-1).nonzero().flatten()
+    assert trimmed.numel(), "some generated face should have points outside its boundary"
+    junk = data.clone()
+    junk.face_grid = data.face_grid.clone()
+    outside = junk.face_grid[:, 6:7] == 0
+    junk.face_grid[:, :6] = torch.where(outside, torch.randn_like(junk.face_grid[:, :6]), junk.face_grid[:, :6])
+    assert torch.allclose(faces(junk), h, atol=1e-6)
+    moved = data.clone()
+    moved.face_grid = data.face_grid.clone()
+    moved.face_grid[0, :3] += 0.1  # shift face 0 only
+    diff = (faces(moved) - h).abs().sum(-1)
+    assert diff[0] > 1e-4 and torch.all(diff[1:] == 0)
+    bent = data.clone()
+    bent.edge_grid = data.edge_grid.clone().flip(-1)
+    assert not torch.allclose(emb.EdgeGridEmbedding(16).eval()(bent), emb.EdgeGridEmbedding(16).eval()(data))
+
+
+def test_batched_parts_match_single_parts(graphs):
+    torch.manual_seed(0)
+    encoder = build_encoder(MODEL, emb.brep_feature_spec()).eval()
+    batch = Batch.from_data_list(graphs[:3])
+    together = encoder(batch)
+    alone = torch.cat([encoder(g) for g in graphs[:3]])
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert encoder.embed_graphs(batch).shape == (3, MODEL.hidden)
+
+
+def test_graphmae_reconstructs_uv_grids_and_its_loss_falls(graphs):
+    torch.manual_seed(0)
+    encoder = build_encoder(MODEL, emb.brep_feature_spec())
+    objective = build_objective("graphmae", encoder, {"loss": "mse", "mask_rate": 0.5})
+    assert objective.target == "embedding"
+    optimizer = torch.optim.Adam(objective.parameters(), lr=3e-3)
+    batch = Batch.from_data_list(graphs)
+    losses = []
+    for _ in range(40):
+        loss = objective(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+# ----------------------------------------------------------------------------- data set
+
+
+def test_registered_names_and_dispatch():
+    rows = {name: (task_type, metric) for name, task_type, metric, _ in catalogue()}
+    assert set(BREP_DATASETS) <= set(rows)
+    assert rows["brep-machining"] == ("segmentation", "miou")
+    assert rows["brep-machining-pretrain"] == (None, None)
+
+
+def test_dataset_labels_line_up_with_faces(parts_dir, cache):
+    ds = load_dataset(DataConfig(path=str(parts_dir)), cache, progress=False, verbose=False)
+    assert len(ds) == 30 and ds.task_type == "segmentation" and ds.metric == "miou"
+    assert ds.class_names == FEATURE_CLASSES and ds.num_classes == len(FEATURE_CLASSES)
+    assert (ds.report.read, ds.report.kept, len(ds.report.skipped)) == (30, 30, 0)
+    cylinder, hole = SURFACE_TYPES.index("cylinder"), FEATURE_CLASSES.index("through_hole")
+    holes = 0
+    for i in range(len(ds)):
+        data = ds[i]
+        labels = [int(s) for s in (parts_dir / f"{data.name}.labels").read_text().split()]
+        assert data.y.dtype == torch.long and data.y.tolist() == labels and data.num_nodes == len(labels)
+        # a through hole's faces are its cylinder walls: wrong order would put labels on planes
+        assert all(data.x[data.y == hole].flatten() == cylinder)
+        holes += int((data.y == hole).sum())
+    assert holes > 0
+    sub = ds.subset([3, 1])
+    assert sub.names == [ds.names[3], ds.names[1]] and sub.feature_spec.node_factory is not None
+    again = load_dataset(DataConfig(path=str(parts_dir)), cache, progress=False, verbose=False)
+    assert again.report.from_cache and torch.equal(again[5].face_grid, ds[5].face_grid)
+
+
+def test_wrong_label_count_is_reported(parts_dir, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for path in [*parts_dir.glob("part_0000[0-7].*"), parts_dir / "classes.txt"]:
+        shutil.copy(path, folder)
+    labels = folder / "part_00004.labels"
+    labels.write_text(labels.read_text() + "0\n")
+    with pytest.raises(DataError, match="part_00004"):
+        load_dataset(DataConfig(path=str(folder)), tmp_path / "cache", progress=False, verbose=False)
+    ds = load_dataset(DataConfig(path=str(folder), on_error="skip"), tmp_path / "cache", progress=False,
+                      verbose=False)
+    report = ds.report
+    assert report.read == report.kept + len(report.skipped) and len(report.skipped) == 1
+    assert report.skipped[0].input == "part_00004.step" and "faces" in report.skipped[0].reason
+    assert len(ds) == 7 and "part_00004" not in ds.names
+
+
+def test_registry_generates_parts_and_pretrain_drops_labels(tmp_path):
+    ds = load_dataset(DataConfig(name="brep-machining", limit=4), tmp_path, progress=False, verbose=False)
+    assert len(ds) == 4 and ds.task_type == "segmentation" and (tmp_path / "brep-machining-4").is_dir()
+    pre = load_dataset(DataConfig(name="brep-machining-pretrain", limit=4), tmp_path, progress=False, verbose=False)
+    assert pre.task_type is None and getattr(pre[0], "y", None) is None
+    assert not torch.equal(pre[0].face_area, ds[0].face_area)  # another seed, other parts
+
+
+# ----------------------------------------------------------------------------- segmentation
+
+
+def test_miou_and_accuracy_by_hand():
+    truth = np.array([0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 1, 1, 1, 2, 3])
+    assert face_accuracy(truth, pred) == pytest.approx(4 / 6)
+    # class 0: 1/2, class 1: 2/3, class 2: 1/2, class 3 (predicted only): 0/1; class 4: absent
+    assert mean_iou(truth, pred) == pytest.approx((1 / 2 + 2 / 3 + 1 / 2 + 0) / 4)
+    assert mean_iou(truth, truth) == 1.0 and np.isnan(mean_iou(truth[:0], pred[:0]))
+
+
+def _overrides(run: Path, parts_dir: Path, cache: Path) -> list[str]:
+    values = [f"output_dir={run}", f"cache_dir={cache}", "progress=false", "threads=1",
+              "model.backbone=gine", "model.hidden=32", "model.num_layers=2", f"data.path={parts_dir}",
+              "pretrain.epochs=1", "pretrain.batch_size=8", "objective.name=graphmae", "objective.loss=mse",
+              f"finetune.task.path={parts_dir}", "finetune.split=random", "finetune.epochs=5",
+              "finetune.batch_size=4", "finetune.label_fraction=0.1", "finetune.lr=0.005", "finetune.dropout=0.1"]
+    return [a for v in values for a in ("--set", v)]
+
+
+def test_segmentation_end_to_end_through_the_cli(parts_dir, cache, tmp_path, capsys):
+    assert main(["pretrain", *_overrides(tmp_path / "pre", parts_dir, cache)]) == 0
+    encoder = tmp_path / "pre" / "encoder.pt"
+    assert main(["finetune", "--checkpoint", str(encoder), *_overrides(tmp_path / "run", parts_dir, cache)]) == 0
+    assert "valid miou" in capsys.readouterr().out
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["metric"] == "miou" and result["selection"] == SELECTION_RULE
+    assert result["train_size"] == 2  # 10% of 24 training parts
+    history = result["history"]
+    assert len(history) == 5 and {"valid_accuracy", "test_accuracy"} <= set(history[0])
+    best = max(history, key=lambda h: h["valid"])  # first best on ties, as the loop keeps it
+    assert result["best_epoch"] == best["epoch"] and result["test"] == pytest.approx(best["test"])
+    assert result["test_accuracy"] == pytest.approx(best["test_accuracy"])
+    assert 0 < result["valid"] <= 1 and 0 < result["test_accuracy"] <= 1
+    assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_scaffold_split_is_refused_and_foreign_state_is_not_resumed(parts_dir, cache, tmp_path):
+    overrides = [f"output_dir={tmp_path}", f"cache_dir={cache}", "progress=false", "model.hidden=16",
+                 "model.num_layers=1", f"finetune.task.path={parts_dir}", "finetune.epochs=1"]
+    with pytest.raises(ConfigError, match="split=random"):
+        finetune_segmentation(load_config(None, overrides))
+    save_checkpoint(tmp_path / "last.pt", {"kind": "pretrain-state"})
+    with pytest.raises(CheckpointError, match="pretrain-state"):
+        finetune_segmentation(load_config(None, [*overrides, "finetune.split=random"]))
+
+
+def test_one_percent_of_labels_still_keeps_a_part(parts_dir, cache, tmp_path):
+    config = load_config(None, [f"output_dir={tmp_path}", f"cache_dir={cache}", "progress=false", "threads=1",
+                                "model.hidden=16", "model.num_layers=1", f"finetune.task.path={parts_dir}",
+                                "finetune.split=random", "finetune.epochs=1", "finetune.label_fraction=0.01",
+                                "finetune.save_checkpoints=false"])
+    assert finetune_segmentation(config).train_size == 1
+    five = load_dataset(config.finetune.task, cache, progress=False, verbose=False).subset(range(5))
+    with pytest.raises(DataError, match="at least one"):  # 10% of 5 parts is no validation part
+        finetune_segmentation(config, dataset=five)
