@@ -7,12 +7,12 @@ One tensor per field (not a pickled list of graphs) keeps files small, loads wit
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from graphssl.atomic_io import atomic_torch_save
 from torch import Tensor
 
 from graphssl.atomistic.graph import AtomisticData
@@ -128,16 +128,7 @@ class AtomisticStore:
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a crash mid-write never leaves a half file under ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save({"format": ATOMISTIC_STORE_FORMAT, "tensors": self.t, "names": self.names}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_torch_save({"format": ATOMISTIC_STORE_FORMAT, "tensors": self.t, "names": self.names}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "AtomisticStore":

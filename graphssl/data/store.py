@@ -6,11 +6,11 @@ loads with ``torch.load(weights_only=True)`` and slices in O(1) per graph.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from graphssl.atomic_io import atomic_torch_save
 from torch import Tensor
 from torch_geometric.data import Data
 
@@ -63,16 +63,7 @@ class GraphStore:
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a crash mid-write never leaves a half file under ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save({"format": STORE_FORMAT, "tensors": self.t, "smiles": self.smiles}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_torch_save({"format": STORE_FORMAT, "tensors": self.t, "smiles": self.smiles}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "GraphStore":

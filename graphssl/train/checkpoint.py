@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from graphssl.atomic_io import atomic_torch_save
 
 from graphssl.errors import CheckpointError
 from graphssl.train.runtime import library_versions
@@ -21,20 +21,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     The file appears under ``path`` only once it is complete (write to a temporary file in
     the same folder, fsync, rename), so a run killed mid-write leaves the old checkpoint.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    full = {"format": CHECKPOINT_FORMAT, "versions": library_versions(), **payload}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(full, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_torch_save({"format": CHECKPOINT_FORMAT, "versions": library_versions(), **payload}, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
