@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Sequence
 
@@ -16,12 +15,13 @@ from tqdm.auto import tqdm
 
 from graphssl.config import DataConfig
 from graphssl.data.brep_dataset import is_brep, load_brep_dataset
+from graphssl.data.featurise import featurise_record, record_text
 from graphssl.data.records import ON_ERROR, BuildReport, RawSource, check_choice
 from graphssl.data.registry import get_dataset_info
 from graphssl.data.store import GraphStore
 from graphssl.data.tables import user_source
 from graphssl.data.tasks import TaskSelection
-from graphssl.errors import DataError, MoleculeError
+from graphssl.errors import DataError
 
 
 class MoleculeDataset(Dataset):
@@ -139,8 +139,6 @@ def cache_key(source: RawSource, config: DataConfig) -> str:
 
 
 def _featurise(source: RawSource, config: DataConfig, progress: bool) -> tuple[GraphStore, BuildReport]:
-    from graphssl.adapters.molecule import mol_from_smiles, mol_to_data
-
     report = BuildReport(source.name)
     graphs: list[Data] = []
     labels: list[list[float]] = []
@@ -148,19 +146,9 @@ def _featurise(source: RawSource, config: DataConfig, progress: bool) -> tuple[G
     for record in tqdm(source.records, desc=f"featurising {source.name}", total=config.limit,
                        disable=not progress, unit="mol", mininterval=1.0):
         report.read += 1
-        text = record.smiles if record.smiles is not None else f"record {record.index}"
-        reason = record.error
-        data = None
-        if reason is None and labelled and all(math.isnan(v) for v in record.labels):
-            reason = "no label present"
-        if reason is None:
-            try:
-                mol = record.mol if record.mol is not None else mol_from_smiles(record.smiles)
-                data = mol_to_data(mol, explicit_h=config.explicit_h, conformer=config.conformer,
-                                   smiles=record.smiles)
-            except MoleculeError as exc:
-                reason = str(exc)
+        data, reason = featurise_record(record, config, labelled)
         if reason is not None:
+            text = record_text(record)
             if config.on_error == "raise":
                 raise DataError(f"{source.name}: record {record.index} ({text!r}): {reason}. "
                                 "Set data.on_error=skip to skip bad records; they are then reported.")

@@ -68,6 +68,32 @@ def _moses(limit: int | None) -> RawSource:
     )
 
 
+_MOSES_SPLITS = ("train", "test", "test_scaffolds")
+
+
+def _moses_full_records(paths: list, limit: int | None) -> Iterator[RawRecord]:
+    index = 0
+    for path in paths:
+        for record in read_table(path, "SMILES", (), None if limit is None else limit - index):
+            yield RawRecord(index, record.smiles, record.labels, error=record.error)
+            index += 1
+        if limit is not None and index >= limit:
+            return
+
+
+def _moses_full(limit: int | None) -> RawSource:
+    paths = [packaged_file("moses", f"dataset/data/{split}.csv.gz") for split in _MOSES_SPLITS]
+    return RawSource(
+        name="moses-full",
+        records=_moses_full_records(paths, limit),
+        task_names=[],
+        task_type=None,
+        metric=None,
+        identity="|".join(file_identity(path, limit) for path in paths),
+        description="all MOSES SMILES (train, test and scaffold test), unlabeled",
+    )
+
+
 def _b3db_records(path, limit: int | None) -> Iterator[RawRecord]:
     frame = pd.read_csv(path, sep="\t", nrows=limit, dtype=str, keep_default_na=False)
     for i, (smiles, label) in enumerate(zip(frame["SMILES"], frame["BBB+/BBB-"])):
@@ -147,6 +173,8 @@ def _qm9(limit: int | None) -> RawSource:
 
 for _info in (
     DatasetInfo("moses", _moses, None, None, "MOSES training SMILES, 1,584,663 molecules, unlabeled"),
+    DatasetInfo("moses-full", _moses_full, None, None,
+                "all MOSES SMILES (train + test + scaffold test), 1,936,962 molecules, unlabeled"),
     DatasetInfo("b3db", _b3db, "classification", "roc_auc", "B3DB BBB+/BBB- classification, 7,807 molecules"),
     DatasetInfo("freesolv", _freesolv, "regression", "rmse", "FreeSolv hydration free energy, 642 molecules"),
     DatasetInfo("rdkit-solubility", _solubility, "regression", "rmse", "RDKit book solubility (logS), 1,282 molecules"),
