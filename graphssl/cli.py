@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 
-from graphssl.errors import GraphSSLError
+from graphssl.errors import GraphSSLError, RunInterrupted
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
     b = data_sub.add_parser("build", help="featurise a data set into the cache and print its report",
                             epilog=epilog, formatter_class=fmt)
     _add_common(b)
+    prep = data_sub.add_parser(
+        "prepare", help="featurise a molecule data set in parallel into on-disk shards that training streams from",
+        description="Featurise NAME (a registry name or a CSV/SMI/SDF file) in --workers processes into --out: "
+                    "shard files, report.json (every skipped record and why) and manifest.json. Train on it with "
+                    "--set data.path=OUT; memory stays bounded by a couple of shards whatever the corpus size.")
+    prep.add_argument("name", help="registry name (see `graphssl data list`) or a molecule file")
+    prep.add_argument("--out", required=True, help="output folder")
+    prep.add_argument("--workers", type=int, default=1, help="featurising processes (default 1)")
+    prep.add_argument("--shard-size", type=int, default=100_000, help="graphs per shard file (default 100000)")
+    prep.add_argument("--limit", type=int, help="only the first LIMIT records")
+    prep.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                      help="stop at the first bad record (raise, default) or skip and report it (skip)")
+    prep.add_argument("--smiles-column", help="SMILES column of a CSV/TSV file")
+    prep.add_argument("--explicit-h", action="store_true", help="hydrogens as graph nodes")
+    prep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gen = data_sub.add_parser("generate", help="generate labelled data sets").add_subparsers(dest="generator",
                                                                                             required=True)
     from graphssl.atomistic.emt import add_arguments as emt_arguments
@@ -62,6 +78,26 @@ def _load(args: argparse.Namespace):
     from graphssl.config import load_config
 
     return load_config(args.config, args.overrides)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from graphssl.config import DataConfig
+    from graphssl.data.dataset import resolve_source
+    from graphssl.data.registry import DATASETS
+    from graphssl.data.shards import prepare_shards
+
+    by_name = args.name in DATASETS
+    config = DataConfig(name=args.name if by_name else None, path=None if by_name else str(Path(args.name)),
+                        smiles_column=args.smiles_column, limit=args.limit, on_error=args.on_error,
+                        explicit_h=args.explicit_h)
+    report = prepare_shards(resolve_source(config), config, args.out, workers=args.workers,
+                            shard_size=args.shard_size, progress=not args.no_progress)
+    print(f"{args.name}: read {report.read}, kept {report.kept}, skipped {report.skipped} "
+          f"(reasons in {Path(args.out) / 'report.json'}); {report.shards} shards in {report.out_dir}; "
+          f"{report.seconds:.1f} s, {report.per_second:.0f} molecules/s with {report.workers} worker(s)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.data_command == "list":
                 for name, task_type, metric, description in catalogue():
                     print(f"{name:26s} {task_type or 'unlabeled':15s} {metric or '-':8s} {description}")
+            elif args.data_command == "prepare":
+                return _prepare(args)
             elif args.data_command == "generate" and args.generator == "emt":
                 from graphssl.atomistic.emt import run
 
@@ -105,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
 
                 config = _load(args)
                 load_dataset(config.data, config.cache_dir, progress=config.progress)
+    except RunInterrupted as exc:
+        print(f"graphssl: {exc}", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except GraphSSLError as exc:
         print(f"graphssl: error: {exc}", file=sys.stderr)
         return 2

@@ -73,6 +73,8 @@ class PretrainConfig:
     max_steps: int | None = None  # stop early after this many optimiser steps
     resume: bool = True  # continue from <output_dir>/last.pt when present
     num_workers: int = 0
+    accumulate: int = 1  # micro-batches per optimiser step in each process (gradient accumulation)
+    checkpoint_every: int | None = 1000  # also write last.pt every this many steps (None: epoch ends only)
 
 
 @dataclass

@@ -19,3 +19,7 @@ class ConfigError(GraphSSLError, ValueError):
 
 class CheckpointError(GraphSSLError, RuntimeError):
     """A checkpoint file is missing, truncated or not a graphssl checkpoint."""
+
+
+class RunInterrupted(GraphSSLError):
+    """A run stopped on request (SIGTERM) after writing a checkpoint it can resume from."""

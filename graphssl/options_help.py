@@ -45,6 +45,10 @@ HELP = {
     "pretrain.max_steps": "stop after this many optimiser steps (empty: run all epochs)",
     "pretrain.resume": "continue from output_dir/last.pt when it exists",
     "pretrain.num_workers": "DataLoader worker processes",
+    "pretrain.accumulate": "micro-batches per optimiser step in each process: the global batch (batch_size) is split "
+                           "into processes x accumulate equal micro-batches and the step's loss is their mean",
+    "pretrain.checkpoint_every": "also write last.pt every this many optimiser steps, so a killed run loses at most "
+                                 "that many (null: only at epoch ends); SIGTERM always writes one before stopping",
     "finetune.task": "labelled data set: a registry name or a mapping like data:",
     "finetune.split": "scaffold (deterministic Bemis-Murcko, pretrain-gnns) or random",
     "finetune.split_fractions": "train, valid, test shares",

@@ -18,6 +18,7 @@ from graphssl.data.brep_dataset import is_brep, load_brep_dataset
 from graphssl.data.featurise import featurise_record, record_text
 from graphssl.data.records import ON_ERROR, BuildReport, RawSource, check_choice
 from graphssl.data.registry import get_dataset_info
+from graphssl.data.shards import ShardedDataset, is_sharded
 from graphssl.data.store import GraphStore
 from graphssl.data.tables import user_source
 from graphssl.data.tasks import TaskSelection
@@ -172,6 +173,11 @@ def load_dataset(
     and stored next to the cached graphs.
     """
     check_choice(config.on_error, ON_ERROR, "data.on_error")
+    if is_sharded(config.path):  # a folder written by `graphssl data prepare`, streamed shard by shard
+        dataset = ShardedDataset(config.path)
+        if verbose:
+            print(dataset.report.summary())
+        return dataset
     if is_brep(config):  # before the atomistic check: a folder of STEP files is not one of structures
         return load_brep_dataset(config, cache_dir, progress=progress, verbose=verbose)
     if is_atomistic(config):

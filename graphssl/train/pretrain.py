@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
@@ -17,22 +22,19 @@ from graphssl.data.dataset import MoleculeDataset, PrecomputedDataset, load_data
 from graphssl.encoders import build_encoder, degree_histogram
 from graphssl.encoders.encoder import Encoder
 from graphssl.objectives import build_objective
-from graphssl.errors import CheckpointError
+from graphssl.data.sampler import StepSampler
+from graphssl.data.shards import ShardedDataset
+from graphssl.errors import CheckpointError, ConfigError, RunInterrupted
 from graphssl.train.checkpoint import load_checkpoint, save_checkpoint
+from graphssl.train.distributed import World, join_world, main_first, rank_device
 from graphssl.train.runtime import resolve_device, seed_everything, set_threads
+from graphssl.train.streams import MicroBatchStreams
 
 
 def encoder_from_config(config: RunConfig, dataset: MoleculeDataset, deg: torch.Tensor | None = None) -> Encoder:
     if config.model.backbone.lower() == "pna" and deg is None:
         deg = degree_histogram(dataset)
     return build_encoder(config.model, getattr(dataset, "feature_spec", None), deg=deg, cutoff=config.data.cutoff)
-
-
-def _epoch_loader(dataset: MoleculeDataset, batch_size: int, seed: int, epoch: int, num_workers: int) -> DataLoader:
-    # One generator per epoch: the shuffle order depends only on (seed, epoch), so a
-    # resumed run sees the same batches as an uninterrupted one.
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, num_workers=num_workers)
 
 
 def _check_same_run(saved: dict[str, Any], config: RunConfig, path: Path) -> None:
@@ -46,98 +48,219 @@ def _check_same_run(saved: dict[str, Any], config: RunConfig, path: Path) -> Non
         )
 
 
+class _StopRequest:
+    """Turns SIGTERM into a request to stop after the current step (the handler is restored
+    on exit, and only installed from the main thread, where Python allows it)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+class _LazyTransform(Dataset):
+    """Applies a per-graph transform on access: for streamed data sets too large to precompute."""
+
+    def __init__(self, dataset, transform) -> None:
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        return self.transform(self.dataset[i])
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["dataset"], name)
+
+
+def _fingerprint(module: torch.nn.Module) -> torch.Tensor:
+    """A per-parameter summary that differs when replicas differ (compared across ranks)."""
+    return torch.stack([t.detach().double().cpu().sum() for t in [*module.parameters(), *module.buffers()]])
+
+
 def pretrain(config: RunConfig, dataset: MoleculeDataset | None = None) -> Path:
     """Pretrain ``config.model`` with ``config.objective`` on ``config.data``.
 
-    Writes ``last.pt`` (resumable state) after every epoch and ``encoder.pt`` (the
-    pretrained encoder with its config and library versions) at the end, both
-    atomically, into ``config.output_dir``. Returns the path of ``encoder.pt``.
+    Writes ``last.pt`` (resumable state) every ``pretrain.checkpoint_every`` steps, at the end
+    of every epoch and on SIGTERM, and ``encoder.pt`` (the pretrained encoder with its config
+    and library versions) at the end, atomically, into ``config.output_dir``. Under
+    ``torchrun`` each process trains on its share of every global batch and rank 0 writes the
+    files. Returns the path of ``encoder.pt``.
     """
+    world = join_world(config.device)
+    try:
+        return _pretrain(config, dataset, world)
+    finally:
+        world.close()
+
+
+def _pretrain(config: RunConfig, dataset, world: World) -> Path:
     set_threads(config.threads)
     seed_everything(config.seed)
-    device = resolve_device(config.device)
+    device = rank_device(world, resolve_device(config.device))
+    run = config.pretrain
+    if run.accumulate < 1:
+        raise ConfigError(f"pretrain.accumulate must be >= 1, got {run.accumulate}")
+    show = config.progress and world.is_main
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
     if dataset is None:
-        dataset = load_dataset(config.data, config.cache_dir, progress=config.progress)
+        with main_first(world):  # rank 0 builds the on-disk cache, the others read it
+            dataset = load_dataset(config.data, config.cache_dir, progress=show, verbose=world.is_main)
 
     deg = degree_histogram(dataset) if config.model.backbone.lower() == "pna" else None
     encoder = encoder_from_config(config, dataset, deg)
     objective = build_objective(config.objective.name, encoder, config.objective.options).to(device)
-    optimizer = torch.optim.Adam(objective.parameters(), lr=config.pretrain.lr, weight_decay=config.pretrain.weight_decay)
-    run = config.pretrain
+    optimizer = torch.optim.Adam(objective.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+    blocks = list(getattr(dataset, "shard_sizes", [len(dataset)]))
     transform = getattr(objective, "transform", None)
-    if transform is not None:
+    if transform is not None and isinstance(dataset, ShardedDataset):
+        dataset = _LazyTransform(dataset, transform)
+    elif transform is not None:
         # Deterministic per-graph preprocessing (e.g. coarsening): done once, not every epoch.
         t0 = time.perf_counter()
-        dataset = PrecomputedDataset(transform.many(dataset, progress=config.progress), dataset)
-        if config.progress:
+        dataset = PrecomputedDataset(transform.many(dataset, progress=show), dataset)
+        if show:
             print(f"{transform} applied to {len(dataset)} graphs in {time.perf_counter() - t0:.1f} s")
-    start_epoch, step, history = 0, 0, []
+
+    parts = world.world_size * run.accumulate
+    mine = list(range(world.rank * run.accumulate, (world.rank + 1) * run.accumulate))
+    streams = MicroBatchStreams(config.seed, parts, device)
+    epoch, epoch_step, step, history = 0, 0, 0, []
+    totals = torch.zeros(3, dtype=torch.float64)  # loss x graphs, graphs, seconds of the current epoch
     last = out / "last.pt"
     if run.resume and last.is_file():
-        state = load_checkpoint(last, map_location=device)
+        state = load_checkpoint(last, map_location="cpu")
         _check_same_run(state.get("config", {}), config, last)
+        if state.get("parts", 1) != parts:
+            raise CheckpointError(
+                f"'{last}' was written with {state.get('parts', 1)} micro-batches per step (processes x "
+                f"pretrain.accumulate) and this run has {parts}; resume with the same product to get the same "
+                "batches, or set pretrain.resume=false")
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
-        start_epoch, step, history = state["epoch"], state["step"], list(state["history"])
-        torch.set_rng_state(state["rng"])
-        print(f"resuming pretraining from {last} at epoch {start_epoch}")
+        epoch, epoch_step, step = state["epoch"], state.get("epoch_step", 0), state["step"]
+        history = list(state["history"])
+        streams.load({p: s for p, s in enumerate(state["streams"]) if p in mine})
+        if world.is_main:
+            totals = state["epoch_totals"].to(torch.float64)
+            print(f"resuming pretraining from {last} at epoch {epoch + 1}, step {epoch_step} of the epoch")
+    model = objective
+    if world.distributed:
+        # an objective that may leave parameters out of a step's graph says so; searching for them
+        # costs an extra pass over the autograd graph every step
+        model = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
+                                        find_unused_parameters=getattr(objective, "find_unused_parameters", False))
 
-    stopped = False
-    for epoch in range(start_epoch, run.epochs):
-        objective.train()
-        if hasattr(objective, "set_epoch"):
-            objective.set_epoch(epoch, run.epochs)
-        loader = _epoch_loader(dataset, run.batch_size, config.seed, epoch, run.num_workers)
-        total, graphs, t0 = 0.0, 0, time.perf_counter()
-        bar = tqdm(loader, desc=f"pretrain {config.objective.name} epoch {epoch + 1}/{run.epochs}",
-                   disable=not config.progress, unit="batch", leave=False)
-        for batch in bar:
-            batch = batch.to(device)
-            loss = objective(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            total += float(loss.detach()) * batch.num_graphs
-            graphs += batch.num_graphs
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            if run.max_steps is not None and step >= run.max_steps:
-                stopped = True
-                break
-        seconds = time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "loss": total / max(graphs, 1), "graphs_per_s": graphs / max(seconds, 1e-9),
-                        "seconds": seconds, "steps": step})
-        if config.progress:
-            print(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, {history[-1]['graphs_per_s']:.0f} graphs/s")
-        save_checkpoint(last, {
-            "kind": "pretrain-state",
-            "objective": objective.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "epoch": epoch + 1,
-            "step": step,
-            "history": history,
-            "rng": torch.get_rng_state(),
+    def save_state(epoch_now: int, epoch_step_now: int) -> None:
+        nonlocal totals
+        gathered = world.gather(streams.state(mine))
+        totals = world.sum(totals)
+        if world.is_main:
+            merged = {p: s for part_states in gathered for p, s in part_states.items()}
+            save_checkpoint(last, {
+                "kind": "pretrain-state",
+                "objective": objective.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch_now,
+                "epoch_step": epoch_step_now,
+                "step": step,
+                "history": history,
+                "epoch_totals": totals,
+                "parts": parts,
+                "streams": [merged[p] for p in range(parts)],
+                "config": config.to_dict(),
+            })
+        else:
+            totals = torch.zeros_like(totals)  # rank 0 now holds the sums
+        world.barrier()
+
+    done = run.max_steps is not None and step >= run.max_steps
+    with _StopRequest() as stop:
+        while epoch < run.epochs and not done:
+            objective.train()
+            if hasattr(objective, "set_epoch"):
+                objective.set_epoch(epoch, run.epochs)
+            sampler = StepSampler(blocks, run.batch_size, config.seed, epoch, world.rank, world.world_size,
+                                  run.accumulate, start_step=epoch_step)
+            batches = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=run.num_workers))
+            bar = tqdm(total=sampler.steps, initial=epoch_step, disable=not show, unit="step", leave=False,
+                       desc=f"pretrain {config.objective.name} epoch {epoch + 1}/{run.epochs}")
+            while epoch_step < sampler.steps:
+                t0 = time.perf_counter()
+                optimizer.zero_grad(set_to_none=True)
+                for a, part in enumerate(mine):
+                    batch = next(batches).to(device)
+                    sync = not world.distributed or a == len(mine) - 1
+                    with (nullcontext() if sync else model.no_sync()), streams.use(part):
+                        loss = model(batch)
+                        (loss / run.accumulate).backward()
+                    totals[0] += float(loss.detach()) * batch.num_graphs
+                    totals[1] += batch.num_graphs
+                optimizer.step()
+                step, epoch_step = step + 1, epoch_step + 1
+                totals[2] += time.perf_counter() - t0
+                bar.update(1)
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+                done = run.max_steps is not None and step >= run.max_steps
+                stopping = world.any(stop.requested)
+                if stopping or (run.checkpoint_every and step % run.checkpoint_every == 0
+                                and epoch_step < sampler.steps and not done):
+                    save_state(epoch, epoch_step)
+                if stopping:
+                    bar.close()
+                    raise RunInterrupted(f"pretraining stopped by SIGTERM at epoch {epoch + 1}, step {epoch_step}; "
+                                         f"state saved to {last}: run the same command again to resume")
+                if done:
+                    break
+            bar.close()
+            totals = world.sum(totals)
+            loss_sum, graphs, seconds = totals.tolist()
+            history.append({"epoch": epoch + 1, "loss": loss_sum / max(graphs, 1), "graphs_per_s": graphs / max(seconds, 1e-9),
+                            "seconds": seconds, "steps": step})
+            if show:
+                print(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, {history[-1]['graphs_per_s']:.0f} graphs/s")
+            totals = torch.zeros_like(totals)
+            finished = epoch_step >= sampler.steps
+            epoch, epoch_step = (epoch + 1, 0) if finished else (epoch, epoch_step)
+            save_state(epoch, epoch_step)
+
+    world.broadcast_buffers(objective)
+    replicas = world.gather(_fingerprint(objective))
+    if any(not torch.equal(r, replicas[0]) for r in replicas[1:]):
+        raise RuntimeError(f"model replicas diverged across the {world.world_size} processes: {replicas}")
+    path = out / "encoder.pt"
+    if world.is_main:
+        payload: dict[str, Any] = {
+            "kind": "pretrained-encoder",
+            "encoder": encoder.state_dict(),
+            "model": dataclasses.asdict(config.model),
+            "objective_name": config.objective.name,
             "config": config.to_dict(),
-        })
-        if stopped:
-            break
-
-    payload: dict[str, Any] = {
-        "kind": "pretrained-encoder",
-        "encoder": encoder.state_dict(),
-        "model": dataclasses.asdict(config.model),
-        "objective_name": config.objective.name,
-        "config": config.to_dict(),
-        "history": history,
-    }
-    if deg is not None:
-        payload["deg"] = deg
-    if hasattr(objective, "null"):
-        # SCD: fine-tuning runs the backbone with the learned null condition, not without one
-        payload["null_condition"] = objective.null.token.detach().cpu()
-    path = save_checkpoint(out / "encoder.pt", payload)
-    (out / "pretrain_history.json").write_text(json.dumps(history, indent=1))
+            "history": history,
+            "processes": world.world_size,
+        }
+        if deg is not None:
+            payload["deg"] = deg
+        if hasattr(objective, "null"):
+            # SCD: fine-tuning runs the backbone with the learned null condition, not without one
+            payload["null_condition"] = objective.null.token.detach().cpu()
+        save_checkpoint(path, payload)
+        (out / "pretrain_history.json").write_text(json.dumps(history, indent=1))
+    world.barrier()
     return path
