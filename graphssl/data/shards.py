@@ -97,15 +97,23 @@ def _chunks(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]
         yield batch
 
 
+def _worker_init() -> None:
+    torch.set_num_threads(1)  # one process per core already: threads would oversubscribe
+
+
 def _ordered_results(tasks: Iterator[tuple], workers: int) -> Iterator[_Chunk]:
     """Featurise chunks in ``workers`` processes, in input order, with at most ``2 * workers``
     chunks in flight, so memory stays bounded however long the source is."""
     if workers <= 1:
         yield from map(_featurise_chunk, tasks)
         return
-    # fork is cheap and shares the already imported RDKit; spawn elsewhere (macOS, Windows)
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(workers) as pool:
+    # Not fork: a process whose OpenMP pool has run (any torch op) deadlocks its forked
+    # children. A fork server starts clean, imports once, and forks the workers from there.
+    methods = mp.get_all_start_methods()
+    context = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        context.set_forkserver_preload(["graphssl.data.shards"])
+    with context.Pool(workers, initializer=_worker_init) as pool:
         pending: deque = deque()
         for task in tasks:
             pending.append(pool.apply_async(_featurise_chunk, (task,)))
