@@ -127,7 +127,8 @@ def run_benchmark(config: RunConfig, command: str | None = None) -> Path:
             continue
         if pretrain_set is None:
             pretrain_set = load_dataset(config.data, config.cache_dir, progress=config.progress)
-            meta["data_reports"][pretrain_set.name] = _report(pretrain_set)
+            # keyed by role too: a corpus and a task may share a name (matbench-dielectric) yet differ
+            meta["data_reports"][f"{pretrain_set.name} (pretraining)"] = _report(pretrain_set)
         cfg = dataclasses.replace(config, output_dir=str(out / "pretrain" / method.label),
                                   objective=ObjectiveConfig(method.objective, dict(method.options)))
         print(f"== pretraining {method.label} ({method.objective}) on {pretrain_set.name}, {len(pretrain_set)} graphs")
@@ -145,7 +146,7 @@ def run_benchmark(config: RunConfig, command: str | None = None) -> Path:
     rows: list[dict[str, Any]] = []
     for task in tasks:
         dataset = load_dataset(task, config.cache_dir, progress=config.progress)
-        meta["data_reports"][dataset.name] = _report(dataset)
+        meta["data_reports"][f"{dataset.name} (task)"] = _report(dataset)
         split = make_split(dataset, config.finetune)
         for fraction in bench.label_fractions:
             for seed in bench.seeds:
