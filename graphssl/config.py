@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -16,6 +17,17 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from graphssl.errors import ConfigError
+
+ON_ERROR = ("raise", "skip")
+DUPLICATES = ("auto", "reject", "keep")
+
+
+def check_choice(value: Any, allowed: tuple[str, ...], option: str) -> None:
+    """Raise :class:`ConfigError` naming ``option`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), allowed, n=1) if isinstance(value, str) else []
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"option '{option}' must be one of {', '.join(allowed)}, got {value!r}.{hint}")
 
 
 @dataclass
@@ -30,6 +42,14 @@ class DataConfig:
     offset: int = 0  # skip the first N records (atomistic sources; e.g. pretrain on the rest)
     limit: int | None = None  # keep the first N records (deterministic subsets)
     on_error: str = "raise"  # "raise" stops at the first bad record, "skip" skips and reports it
+    # A record equal to an earlier kept one (same canonical SMILES, same atoms and cell, same STEP
+    # bytes) is a bad record under "reject": in labelled data a duplicate can land in both the
+    # training and the test split, or carry a conflicting label. "auto" rejects them in labelled
+    # data sets and keeps them in unlabeled corpora, where repeats only re-weight pretraining.
+    duplicates: str = "auto"  # "auto", "reject" or "keep"
+    # Far above every registered data set (largest: 288 atoms); catches runaway inputs such as
+    # polymers written out atom by atom before they cost conformer or neighbour-list time.
+    max_atoms: int | None = 5000  # more atoms (graph nodes) than this makes a bad record; None: no limit
     explicit_h: bool = False
     conformer: bool = False
     # atomistic structures (crystals, 3D molecules)
@@ -37,6 +57,22 @@ class DataConfig:
     max_neighbors: int | None = None  # keep only the nearest N neighbours of each atom
     label_file: str | None = None  # CSV of labels keyed by structure file name (folder of CIF/POSCAR)
     id_column: str | None = None  # column of label_file holding the file names
+
+    def check(self, where: str = "data.") -> None:
+        """Raise :class:`ConfigError` for a value outside its option's choices or range.
+
+        Builders call it too: a config can be changed after it was loaded.
+        """
+        check_choice(self.on_error, ON_ERROR, f"{where}on_error")
+        check_choice(self.duplicates, DUPLICATES, f"{where}duplicates")
+        limit = self.max_atoms
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigError(f"option '{where}max_atoms' must be a positive integer, or empty for no limit; "
+                              f"got {limit!r}")
+
+    def rejects_duplicates(self, labelled: bool) -> bool:
+        """Whether a duplicate record is a bad record in a data set that is (or is not) labelled."""
+        return self.duplicates == "reject" or (self.duplicates == "auto" and labelled)
 
 
 @dataclass
@@ -154,7 +190,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"option '{where}' must be a mapping, got {value!r}")
         return from_dict(annotation, value, prefix=f"{where}.")
-    if origin is Union or str(origin) == "types.UnionType":
+    if origin is Union or origin is types.UnionType:  # Optional[X] and X | None alike
         args = get_args(annotation)
         if value is None:
             if type(None) in args:
@@ -215,7 +251,10 @@ def from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
             kwargs[key].update(value or {})
             continue
         kwargs[key] = _coerce(value, types[key], f"{prefix}{key}")
-    return cls(**kwargs)
+    result = cls(**kwargs)
+    if prefix and callable(getattr(result, "check", None)):
+        result.check(prefix)  # bad choices fail when the config is read, not at the first build
+    return result
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

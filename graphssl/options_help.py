@@ -22,6 +22,11 @@ HELP = {
     "data.limit": "use only the first N records (deterministic subsets)",
     "data.offset": "skip the first N records (atomistic sources), e.g. to pretrain on structures the task does not use",
     "data.on_error": "raise: stop at the first bad record; skip: skip bad records and report each",
+    "data.duplicates": "reject: a record equal to an earlier kept one (same canonical SMILES; same atoms, positions "
+                       "and cell; byte-identical STEP file) is a bad record, named as a duplicate of that one; "
+                       "keep: keep duplicates; auto: reject them in labelled data sets, keep them in unlabeled ones",
+    "data.max_atoms": "a molecule or structure with more atoms (graph nodes; hydrogens count with explicit_h) "
+                      "is a bad record; empty: no limit",
     "data.explicit_h": "add hydrogens as nodes",
     "data.conformer": "add 3D positions (ETKDG, then MMFF where it applies)",
     "data.cutoff": "atomistic structures: neighbour-list cutoff radius in Angstrom",

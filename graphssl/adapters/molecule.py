@@ -11,6 +11,7 @@ on request, ``pos`` float32 [num_atoms, 3].
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import os
 import re
@@ -60,6 +61,14 @@ def _quiet_rdkit() -> Iterator[list[str]]:
                 messages.extend(_clean_log(capture.messages))
 
 
+# RDKit invariant violations (e.g. an unknown element symbol in a mol block) log a banner, the
+# source location and a C++ stack trace around the one line that says what is wrong.
+_INVARIANT_NOISE = re.compile(
+    r"^(\*+|-+|Post-condition Violation|Pre-condition Violation|Invariant Violation|Range Error|"
+    r"Violation occurred on line .*|Failed Expression: .*|Stacktrace:?|\d+# .*)$")
+_UNKNOWN_ELEMENT = re.compile(r"^Element '(.*)' not found$")
+
+
 def _clean_log(text: str) -> list[str]:
     """Reduce RDKit's multi-line parser chatter to its distinct informative lines."""
     out: list[str] = []
@@ -67,6 +76,9 @@ def _clean_log(text: str) -> list[str]:
     for raw in text.splitlines():
         line = _TIMESTAMP.sub("", raw).strip()
         line = line.removeprefix("SMILES Parse Error:").strip().rstrip(":")
+        if _INVARIANT_NOISE.match(line):
+            continue
+        line = _UNKNOWN_ELEMENT.sub(r"unknown element '\1'", line)
         # The parser echoes the input after "check for mistakes" and marks the
         # position with ^~~; the error message names the input already.
         echo, skip_echo = skip_echo, line.startswith("check for mistakes")
@@ -99,14 +111,38 @@ def mol_from_smiles(smiles: str) -> Chem.Mol:
         # sanitisation assigns E/Z bond stereo and drops bogus chiral tags.
         mol = Chem.MolFromSmiles(text)
     if mol is None:
-        raise MoleculeError(f"Invalid SMILES {smiles!r}: {_smiles_failure(text)}")
+        raise MoleculeError(f"Invalid SMILES {_short(repr(smiles))}: {_smiles_failure(text)}")
     if mol.GetNumAtoms() == 0:
-        raise MoleculeError(f"SMILES {smiles!r} describes a molecule with no atoms")
+        raise MoleculeError(f"SMILES {_short(repr(smiles))} describes a molecule with no atoms")
     return mol
+
+
+# The element symbol of a bracket atom: after an optional isotope, before H count, charge, class.
+_BRACKET_SYMBOL = re.compile(r"\[\d*([A-Z][a-z]?|[a-z]{1,2})")
+
+
+def _unknown_element(text: str) -> str | None:
+    """The first bracket-atom symbol in ``text`` that names no element (e.g. ``[Xx]``), or None."""
+    known = _element_symbols()
+    for match in _BRACKET_SYMBOL.finditer(text):
+        symbol = match.group(1)
+        # aromatic atoms are written in lower case: [se], [te], [nH]
+        if symbol not in known and symbol.capitalize() not in known:
+            return symbol
+    return None
+
+
+@functools.cache
+def _element_symbols() -> frozenset[str]:
+    table = Chem.GetPeriodicTable()
+    return frozenset(table.GetElementSymbol(z) for z in range(1, 119))
 
 
 def _smiles_failure(text: str) -> str:
     """Explain why RDKit rejected ``text``: a syntax error or a sanitisation failure."""
+    unknown = _unknown_element(text)
+    if unknown is not None:
+        return f"unknown element {unknown!r} (no element has this symbol)"
     # Parsing again is cheaper overall than capturing logs on every success.
     with _quiet_rdkit() as log:
         raw = Chem.MolFromSmiles(text, sanitize=False)

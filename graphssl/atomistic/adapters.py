@@ -250,6 +250,19 @@ def from_rdkit_conformer(mol: Any, conf_id: int = -1, *, cutoff: float | None = 
     return from_positions(numbers, conf.GetPositions(), cutoff=cutoff, name=name, min_distance=min_distance)
 
 
+def describe_read_error(exc: Exception) -> str:
+    """ASE's reason for rejecting a file, in words: its readers raise a bare KeyError for an
+    unknown element symbol."""
+    from ase.data import atomic_numbers
+
+    key = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
+    if isinstance(key, str) and key not in atomic_numbers:
+        return f"unknown element {key!r}"
+    if not str(exc).strip():  # e.g. a bare assert in a parser meeting garbage
+        return f"{type(exc).__name__} without a message; the file is not valid in this format"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _frame_numbers(index: int | str | slice, count: int) -> list[int]:
     """Best-effort frame numbers in the file of the ``count`` frames ``ase.io.read`` returned."""
     from ase.io.formats import string2index
@@ -279,7 +292,7 @@ def read_structures(path: str | Path, index: int | str | slice = ":", *, format:
             format = "extxyz"  # ASE does not recognise this extension by itself
         frames = ase.io.read(path, index=index, format=format)
     except Exception as exc:  # ASE raises many types for malformed files; callers need one
-        raise DataError(f"cannot read structures from '{path}': {type(exc).__name__}: {exc}") from exc
+        raise DataError(f"cannot read structures from '{path}': {describe_read_error(exc)}") from exc
     if not isinstance(frames, list):
         frames = [frames]
     numbers = _frame_numbers(index, len(frames))

@@ -37,7 +37,8 @@ from graphssl.atomistic.neighbors import NeighborList
 from graphssl.atomistic.store import AtomisticStore
 from graphssl.config import DataConfig
 from graphssl.data.packaged import packaged_file
-from graphssl.data.records import ON_ERROR, TASK_TYPES, BuildReport, check_choice
+from graphssl.data.featurise import label_problem
+from graphssl.data.records import TASK_TYPES, BuildReport, FirstSeen, check_choice, rules_key, shorten
 from graphssl.data.registry import QM9_TARGETS
 from graphssl.data.tables import file_identity, parse_label
 from graphssl.errors import DataError
@@ -319,11 +320,14 @@ def _frame_build(atoms: Any, name: str, keep_stress: bool, cutoff: float) -> Ato
     return data
 
 
-def _frame_records(frames: Iterable[tuple[str, Any]], offset: int = 0) -> Iterator[StructureRecord]:
+def _frame_records(frames: Iterable[tuple[str, Any, str | None]], offset: int = 0) -> Iterator[StructureRecord]:
     stress_expected: bool | None = None
-    for k, (name, atoms) in enumerate(frames, start=offset):
+    for k, (name, atoms, error) in enumerate(frames, start=offset):
+        if atoms is None:  # the frame could not be read at all
+            yield StructureRecord(k, name, None, [math.nan], error)
+            continue
         results = dict(getattr(atoms.calc, "results", {}) or {}) if atoms.calc is not None else {}
-        energy, error = results.get("energy"), None
+        energy = results.get("energy")
         if energy is None:
             error = "the frame has no energy"
         elif results.get("forces") is None:
@@ -336,24 +340,86 @@ def _frame_records(frames: Iterable[tuple[str, Any]], offset: int = 0) -> Iterat
         yield StructureRecord(k, name, partial(_frame_build, atoms, name, bool(stress_expected)), [label], error)
 
 
-def _extxyz_frames(path: Path, limit: int | None, offset: int = 0) -> Iterator[tuple[str, Any]]:
+def _xyz_blocks(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
+    """``(first line, text, None)`` for each frame of an (ext)xyz file, ``(first line, None, reason)``
+    for one that cannot be framed.
+
+    Frames are split by their atom-count lines, as ASE does, but each frame is parsed on its own,
+    so one bad frame (unknown element, garbage numbers) is one bad record. A frame the file ends
+    inside (a truncated file), or a count line that is no count, ends the scan: no later frame
+    boundary can be trusted, so the rest of the file is that one bad record.
+    """
+    with path.open("r", errors="replace") as handle:
+        line_no, pending = 0, None
+        while True:
+            line = pending if pending is not None else handle.readline()
+            pending = None
+            line_no += 1
+            if not line:
+                return
+            if not line.strip():
+                continue  # blank lines between frames; ASE would silently stop reading here
+            start = line_no
+            try:
+                count = int(line)
+            except ValueError:
+                count = -1
+            if count < 0:
+                yield start, None, (f"line {start} should hold a frame's atom count, got {shorten(line.strip(), 60)!r}; "
+                                    "the rest of the file cannot be split into frames")
+                return
+            lines = [line]
+            while len(lines) < count + 2:
+                more = handle.readline()
+                if not more:
+                    break
+                lines.append(more)
+            line_no += len(lines) - 1
+            if len(lines) < count + 2:
+                yield start, None, (f"truncated frame: its count line announces {count} atoms, but the file ends "
+                                    f"after {max(len(lines) - 2, 0)} atom lines")
+                return
+            more = handle.readline()
+            while more.lstrip().startswith("VEC"):  # plain xyz may give lattice vectors after the atoms
+                lines.append(more)
+                line_no += 1
+                more = handle.readline()
+            pending = more  # the next frame's count line ("" at the end of the file)
+            yield start, "".join(lines), None
+
+
+def _extxyz_frames(path: Path, limit: int | None, offset: int = 0) -> Iterator[tuple[str, Any, str | None]]:
+    import io
+
     import ase.io
 
+    from graphssl.atomistic.adapters import describe_read_error
+
     stop = None if limit is None else offset + limit
-    try:
-        for k, atoms in enumerate(ase.io.iread(path, index=slice(offset, stop), format="extxyz"), start=offset):
-            yield f"{path.name}[{k}]", atoms
-    except Exception as exc:  # a malformed frame breaks the file's framing: no safe way to skip it
-        raise DataError(f"cannot read frames from '{path}': {type(exc).__name__}: {exc}") from None
+    for k, (line, text, error) in enumerate(_xyz_blocks(path)):
+        if stop is not None and k >= stop:
+            return
+        name = f"{path.name}[{k}]"
+        if text is None:  # also before the offset: it stands for the rest of the file, the window included
+            yield name, None, error
+            continue
+        if k < offset:
+            continue
+        try:
+            atoms = ase.io.read(io.StringIO(text), index=0, format="extxyz")
+        except Exception as exc:  # ASE raises many types for a malformed frame
+            yield name, None, f"frame starting at line {line} cannot be read: {describe_read_error(exc)}"
+            continue
+        yield name, atoms, None
 
 
-def _db_frames(path: Path, limit: int | None, offset: int = 0) -> Iterator[tuple[str, Any]]:
+def _db_frames(path: Path, limit: int | None, offset: int = 0) -> Iterator[tuple[str, Any, str | None]]:
     import ase.db
 
     try:
         # ase.db reads "no limit" as limit=None; rows come in id order, so the window is stable
         for row in ase.db.connect(str(path)).select(limit=limit, offset=offset):
-            yield f"{path.name}[id={row.id}]", row.toatoms()
+            yield f"{path.name}[id={row.id}]", row.toatoms(), None
     except Exception as exc:  # sqlite / JSON back ends raise their own exception types
         raise DataError(f"cannot read rows from the ASE database '{path}': {type(exc).__name__}: {exc}") from None
 
@@ -416,8 +482,21 @@ def atomistic_cache_key(source: AtomisticSource, config: DataConfig) -> str:
         "limit": config.limit,
         "on_error": config.on_error,  # a strict build must not silently reuse a skipping one
         "tasks": source.task_names,
+        **rules_key(config, bool(source.task_names)),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def structure_key(data: AtomisticData) -> bytes:
+    """A digest of a structure's atomic numbers, positions, cell and periodicity: equal for the
+    same file read twice or the same frame written twice (duplicates), different otherwise."""
+    digest = hashlib.blake2b(digest_size=16)
+    for key in ("z", "pos", "cell", "pbc"):
+        value = getattr(data, key, None)
+        if value is not None:
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.digest()
 
 
 def _featurise(source: AtomisticSource, config: DataConfig, progress: bool) -> tuple[AtomisticStore, BuildReport]:
@@ -427,13 +506,14 @@ def _featurise(source: AtomisticSource, config: DataConfig, progress: bool) -> t
     structures: list[AtomisticData] = []
     labels: list[list[float]] = []
     labelled = bool(source.task_names)
+    seen = FirstSeen(config.rejects_duplicates(labelled))
     for record in tqdm(source.records, desc=f"featurising {source.name}", total=source.total,
                        disable=not progress, unit="structure", mininterval=1.0):
         report.read += 1
         reason = record.error
         data = None
-        if reason is None and labelled and all(math.isnan(v) for v in record.labels):
-            reason = "no label present"
+        if reason is None:
+            reason = label_problem(record.labels, labelled)
         if reason is None:
             try:
                 data = record.build(config.cutoff)
@@ -441,6 +521,14 @@ def _featurise(source: AtomisticSource, config: DataConfig, progress: bool) -> t
                     data = neighbors(data)  # the adapters' cutoff shortcut keeps every neighbour
             except DataError as exc:
                 reason = str(exc)
+        if reason is None and config.max_atoms is not None and data.z.numel() > config.max_atoms:
+            reason = (f"structure has {data.z.numel()} atoms, more than data.max_atoms={config.max_atoms} "
+                      "(raise the limit, or set it empty for none, to keep it)")
+        if reason is None:
+            earlier = seen.claim(structure_key(data), record.index)
+            if earlier is not None:
+                reason = (f"duplicate of structure {earlier} (same atoms, positions and cell); "
+                          "set data.duplicates=keep to keep duplicates")
         if reason is not None:
             if config.on_error == "raise":
                 raise DataError(f"{source.name}: structure {record.index} ({record.name!r}): {reason}. "
@@ -474,7 +562,7 @@ def load_atomistic_dataset(config: DataConfig, cache_dir: str | Path = ".graphss
     :data:`ATOMISTIC_FORMAT_VERSION`, so any change re-processes. The build report (read,
     kept, skipped with reasons) is printed and stored next to the cached structures.
     """
-    check_choice(config.on_error, ON_ERROR, "data.on_error")
+    config.check()
     source = resolve_atomistic_source(config)
     folder = Path(cache_dir) / f"{source.name}-{atomistic_cache_key(source, config)}"
     store_path, report_path = folder / "structures.pt", folder / "report.json"

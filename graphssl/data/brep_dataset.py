@@ -8,8 +8,10 @@ it they are ``class_0 .. class_{K-1}`` with K one more than the largest label. W
 labels file exists at all the data set is unlabeled (for pretraining).
 
 Every solid is a record; a file that cannot be used (unreadable STEP, invalid solid, a
-labels file that is missing, malformed or whose count differs from the face count) is one
-bad record: ``data.on_error=raise`` stops naming the file, ``skip`` skips and reports it.
+labels file that is missing, malformed or whose count differs from the face count, or a
+byte-for-byte copy of an earlier part when ``data.duplicates`` rejects duplicates, as it does
+for labelled parts by default) is one bad record:
+``data.on_error=raise`` stops naming the file, ``skip`` skips and reports it.
 
 Registered names (parts from :func:`graphssl.data.brep_generate.generate_dataset`, written
 once into ``<cache_dir>/<name>-<n>``, n = ``data.limit`` or :data:`DEFAULT_PARTS`):
@@ -36,7 +38,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from graphssl.config import DataConfig
-from graphssl.data.records import ON_ERROR, BuildReport, check_choice
+from graphssl.data.records import BuildReport, FirstSeen, rules_key
 from graphssl.errors import DataError
 
 __all__ = ["BREP_DATASETS", "BREP_FORMAT_VERSION", "BRepDataset", "is_brep", "load_brep_dataset"]
@@ -326,15 +328,21 @@ def _build(source: _Source, config: DataConfig, grid: int, progress: bool) -> tu
 
     report = BuildReport(source.name)
     graphs: list[Data] = []
+    seen = FirstSeen(config.rejects_duplicates(source.labelled))
     for k, path in enumerate(tqdm(source.files, desc=f"B-rep graphs {source.name}", disable=not progress,
                                   unit="part", mininterval=1.0)):
         try:
             found = _graphs_of(path, source, grid)
+            # claimed only once the part built, so a copy of a bad file is reported for what is wrong with it
+            earlier = seen.claim(hashlib.sha256(path.read_bytes()).digest(), k)
+            if earlier is not None:
+                raise DataError(f"duplicate of part {earlier} ({source.files[earlier].name!r}): the files are "
+                                "byte for byte the same; set data.duplicates=keep to keep duplicates")
         except (DataError, Standard_Failure) as exc:  # the kernel raises its own failures on bad geometry
             report.read += 1
             if config.on_error == "raise":
-                raise DataError(f"{source.name}: {path.name}: {exc}. Set data.on_error=skip to skip bad "
-                                "parts; they are then reported.") from None
+                raise DataError(f"{source.name}: part {k} ({path.name}): {exc}. Set data.on_error=skip to skip "
+                                "bad parts; they are then reported.") from None
             report.skip(k, path.name, str(exc))
             continue
         report.read += len(found)
@@ -353,11 +361,11 @@ def load_brep_dataset(config: DataConfig, cache_dir: str | Path = ".graphssl_cac
     size, ``limit``, ``on_error`` and :data:`BREP_FORMAT_VERSION`; the build report is
     printed and stored next to the graphs.
     """
-    check_choice(config.on_error, ON_ERROR, "data.on_error")
+    config.check()
     cache_dir = Path(cache_dir)
     source = _resolve(config, cache_dir, progress)
     payload = {"format": BREP_FORMAT_VERSION, "source": source.identity, "grid": grid, "on_error": config.on_error,
-               "classes": source.class_names}
+               "classes": source.class_names, **rules_key(config, source.labelled)}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_dir / f"{source.name}-{key}"
     store_path, report_path = folder / "graphs.pt", folder / "report.json"

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from graphssl.config import DataConfig
 from graphssl.data.brep_dataset import is_brep, load_brep_dataset
 from graphssl.data.featurise import featurise_record, record_text
-from graphssl.data.records import ON_ERROR, BuildReport, RawSource, check_choice
+from graphssl.data.records import BuildReport, FirstSeen, RawSource, rules_key, shorten
 from graphssl.data.registry import get_dataset_info
 from graphssl.data.shards import ShardedDataset, is_sharded
 from graphssl.data.store import GraphStore
@@ -135,6 +135,7 @@ def cache_key(source: RawSource, config: DataConfig) -> str:
         "conformer": config.conformer,
         "on_error": config.on_error,
         "tasks": source.task_names,
+        **rules_key(config, source.task_type is not None),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -144,10 +145,17 @@ def _featurise(source: RawSource, config: DataConfig, progress: bool) -> tuple[G
     graphs: list[Data] = []
     labels: list[list[float]] = []
     labelled = source.task_type is not None
+    seen = FirstSeen(config.rejects_duplicates(labelled))
     for record in tqdm(source.records, desc=f"featurising {source.name}", total=config.limit,
                        disable=not progress, unit="mol", mininterval=1.0):
         report.read += 1
         data, reason = featurise_record(record, config, labelled)
+        if reason is None:
+            # data.smiles is RDKit's canonical SMILES (stereo included): one molecule, one key
+            earlier = seen.claim(data.smiles, record.index)
+            if earlier is not None:
+                reason = (f"duplicate of record {earlier} (same canonical SMILES {shorten(data.smiles)!r}); "
+                          "set data.duplicates=keep to keep duplicates")
         if reason is not None:
             text = record_text(record)
             if config.on_error == "raise":
@@ -172,7 +180,7 @@ def load_dataset(
     change re-processes. The build report (read, kept, skipped with reasons) is printed
     and stored next to the cached graphs.
     """
-    check_choice(config.on_error, ON_ERROR, "data.on_error")
+    config.check()
     if is_sharded(config.path):  # a folder written by `graphssl data prepare`, streamed shard by shard
         dataset = ShardedDataset(config.path)
         if verbose:

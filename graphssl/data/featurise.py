@@ -7,13 +7,41 @@ import math
 from torch_geometric.data import Data
 
 from graphssl.config import DataConfig
-from graphssl.data.records import RawRecord
+from graphssl.data.records import RawRecord, shorten
 from graphssl.errors import MoleculeError
 
 
 def record_text(record: RawRecord) -> str:
-    """How a record is named in reports and errors: its SMILES, or its position."""
-    return record.smiles if record.smiles is not None else f"record {record.index}"
+    """How a record is named in reports and errors: its SMILES (long ones cut), else the name of
+    its molecule (an SDF title line), else its position."""
+    if record.smiles is not None:
+        return shorten(record.smiles)
+    mol = record.mol
+    if mol is not None and mol.HasProp("_Name") and mol.GetProp("_Name").strip():
+        return shorten(mol.GetProp("_Name").strip())
+    return f"record {record.index}"
+
+
+def label_problem(labels: list[float], labelled: bool) -> str | None:
+    """Why a record's labels make it unusable, or None.
+
+    NaN marks a missing label and is fine as long as one label is present; an infinite
+    label is an error (a value was there, and it is unusable).
+    """
+    infinite = [k for k, v in enumerate(labels) if math.isinf(v)]
+    if infinite:
+        return f"infinite label ({labels[infinite[0]]}) in task {infinite[0]}"
+    if labelled and all(math.isnan(v) for v in labels):
+        return "no label present"
+    return None
+
+
+def _graph_atoms(mol, explicit_h: bool) -> int:
+    """Nodes the graph of ``mol`` will have: its atoms, plus its hydrogens with ``explicit_h``."""
+    n = mol.GetNumAtoms()
+    if explicit_h:
+        n += sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
+    return n
 
 
 def featurise_record(record: RawRecord, config: DataConfig, labelled: bool) -> tuple[Data | None, str | None]:
@@ -22,10 +50,18 @@ def featurise_record(record: RawRecord, config: DataConfig, labelled: bool) -> t
 
     if record.error is not None:
         return None, record.error
-    if labelled and all(math.isnan(v) for v in record.labels):
-        return None, "no label present"
+    problem = label_problem(record.labels, labelled)
+    if problem is not None:
+        return None, problem
+    if record.mol is None and (record.smiles is None or not record.smiles.strip()):
+        return None, "empty SMILES"
     try:
         mol = record.mol if record.mol is not None else mol_from_smiles(record.smiles)
+        # checked before featurising: conformers and ring perception of huge inputs are slow
+        atoms = _graph_atoms(mol, config.explicit_h)
+        if config.max_atoms is not None and atoms > config.max_atoms:
+            return None, (f"molecule has {atoms} atoms, more than data.max_atoms={config.max_atoms} "
+                          "(raise the limit, or set it empty for none, to keep it)")
         data = mol_to_data(mol, explicit_h=config.explicit_h, conformer=config.conformer, smiles=record.smiles)
     except MoleculeError as exc:
         return None, str(exc)

@@ -7,10 +7,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from graphssl.errors import ConfigError
+from graphssl.config import ON_ERROR, DataConfig, check_choice  # noqa: F401  (re-exported for the builders)
 
 TASK_TYPES = ("classification", "regression")
-ON_ERROR = ("raise", "skip")
+# How a record is named in reports and errors: long inputs are cut to this many characters.
+MAX_INPUT_CHARS = 200
 
 
 @dataclass
@@ -82,6 +83,43 @@ class BuildReport:
         return cls(**raw)
 
 
-def check_choice(value: str | None, allowed: tuple[str, ...], option: str) -> None:
-    if value not in allowed:
-        raise ConfigError(f"option '{option}' must be one of {', '.join(allowed)}, got {value!r}")
+def shorten(text: str, limit: int = MAX_INPUT_CHARS) -> str:
+    """``text``, or its start and its length when longer than ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 30]}... ({len(text)} characters)"
+
+
+class FirstSeen:
+    """The first kept record of each key (canonical SMILES, structure hash, file digest).
+
+    ``claim(key, index)`` returns the index of an earlier record with the same key, or
+    registers ``index`` and returns None. With ``enabled=False`` nothing is a duplicate.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._first: dict[object, int] = {}
+
+    def claim(self, key: object, index: int) -> int | None:
+        if not self.enabled:
+            return None
+        earlier = self._first.get(key)
+        if earlier is None:
+            self._first[key] = index
+        return earlier
+
+
+def rules_key(config: DataConfig, labelled: bool) -> dict[str, Any]:
+    """The cache-key entries of the duplicate and atom-count rules.
+
+    They are present only when they can change a build made before the rules existed, so the
+    caches of unlabeled corpora (duplicates kept, molecules far below the default atom limit)
+    stay valid, while labelled data sets, whose duplicates are now rejected, are rebuilt.
+    """
+    key: dict[str, Any] = {}
+    if config.rejects_duplicates(labelled):
+        key["duplicates"] = "reject"
+    if config.max_atoms != DataConfig.max_atoms:
+        key["max_atoms"] = config.max_atoms
+    return key
