@@ -105,6 +105,25 @@ def test_prepare_reports_every_skipped_record_and_strict_mode_names_it(tmp_path)
     assert [s["index"] for s in skipped] == [1, 3] and all(s["reason"] for s in skipped)
 
 
+def test_prepared_and_in_memory_builds_skip_the_same_records_for_the_same_reasons(tmp_path):
+    path = tmp_path / "labelled.csv"
+    rows = ["smiles,y", "CCO,1.0", "C1CC,2.0", "OCC,3.0", "c1ccccc1,inf", "CCN,4.0", "CCCC,5.0", "NCC,6.0",
+            "c1ccccc1,7.0", "CCCC,8.0", "CO,"]
+    path.write_text("\n".join(rows) + "\n")  # OCC and NCC repeat CCO and CCN; the last line has no label
+    config = DataConfig(path=str(path), label_columns=["y"], task_type="regression", on_error="skip")
+    memory = load_dataset(config, tmp_path / "cache", progress=False, verbose=False)
+    # chunks of 2 records in 2 workers: duplicates cross chunk and process boundaries
+    prepare_shards(resolve_source(config), config, tmp_path / "p", workers=2, shard_size=2, progress=False)
+    sharded = ShardedDataset(tmp_path / "p")
+    as_rows = lambda report: [(s.index, s.reason) for s in report.skipped]  # noqa: E731
+    assert as_rows(sharded.report) == as_rows(memory.report)
+    assert [s.index for s in memory.report.skipped] == [1, 2, 3, 6, 8, 9]
+    assert "duplicate of record 0" in memory.report.skipped[1].reason
+    assert sharded.report.read == sharded.report.kept + len(sharded.report.skipped) == 10
+    assert [sharded[i].smiles for i in range(len(sharded))] == [memory[i].smiles for i in range(len(memory))]
+    assert torch.equal(torch.cat([sharded[i].y for i in range(len(sharded))]), memory.labels)
+
+
 def test_unfinished_or_foreign_preparation_is_refused(corpus, tmp_path):
     config = _data(corpus)
     prepare_shards(resolve_source(config), config, tmp_path / "p", progress=False)

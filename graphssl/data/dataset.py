@@ -15,8 +15,8 @@ from tqdm.auto import tqdm
 
 from graphssl.config import DataConfig
 from graphssl.data.brep_dataset import is_brep, load_brep_dataset
-from graphssl.data.featurise import featurise_record, record_text
-from graphssl.data.records import BuildReport, FirstSeen, RawSource, rules_key, shorten
+from graphssl.data.featurise import MoleculeGraphsMixin, duplicate_reason, featurise_record, record_text
+from graphssl.data.records import BuildReport, FirstSeen, RawSource, rules_key
 from graphssl.data.registry import get_dataset_info
 from graphssl.data.shards import ShardedDataset, is_sharded
 from graphssl.data.store import GraphStore
@@ -25,7 +25,7 @@ from graphssl.data.tasks import TaskSelection
 from graphssl.errors import DataError
 
 
-class MoleculeDataset(Dataset):
+class MoleculeDataset(MoleculeGraphsMixin, Dataset):
     """A featurised data set: ``dataset[i]`` is a ``Data`` with ``x``, ``edge_index``,
     ``edge_attr``, ``y`` (shape ``[1, num_tasks]``, NaN = missing) and ``smiles``."""
 
@@ -52,17 +52,6 @@ class MoleculeDataset(Dataset):
 
     def __getitem__(self, i: int) -> Data:
         return self.store.get(int(self.indices[i]))
-
-    @property
-    def feature_spec(self):
-        """The categorical layout of atom and bond features (for building encoders)."""
-        from graphssl.encoders.factory import molecule_feature_spec
-
-        return molecule_feature_spec()
-
-    @property
-    def num_tasks(self) -> int:
-        return len(self.task_names)
 
     @property
     def smiles(self) -> list[str]:
@@ -151,11 +140,9 @@ def _featurise(source: RawSource, config: DataConfig, progress: bool) -> tuple[G
         report.read += 1
         data, reason = featurise_record(record, config, labelled)
         if reason is None:
-            # data.smiles is RDKit's canonical SMILES (stereo included): one molecule, one key
             earlier = seen.claim(data.smiles, record.index)
             if earlier is not None:
-                reason = (f"duplicate of record {earlier} (same canonical SMILES {shorten(data.smiles)!r}); "
-                          "set data.duplicates=keep to keep duplicates")
+                reason = duplicate_reason(earlier, data.smiles)
         if reason is not None:
             text = record_text(record)
             if config.on_error == "raise":

@@ -66,3 +66,27 @@ def featurise_record(record: RawRecord, config: DataConfig, labelled: bool) -> t
     except MoleculeError as exc:
         return None, str(exc)
     return data, None
+
+
+def duplicate_reason(earlier: int, canonical_smiles: str) -> str:
+    """Why a molecule is a duplicate: data.smiles is RDKit's canonical SMILES (stereo included),
+    so one molecule has one key however its input was written."""
+    return (f"duplicate of record {earlier} (same canonical SMILES {shorten(canonical_smiles)!r}); "
+            "set data.duplicates=keep to keep duplicates")
+
+
+class MoleculeGraphsMixin:
+    """What every data set of featurised molecules tells encoders and heads (in memory or sharded)."""
+
+    task_names: list[str]
+
+    @property
+    def feature_spec(self):
+        """The categorical layout of atom and bond features (for building encoders)."""
+        from graphssl.encoders.factory import molecule_feature_spec
+
+        return molecule_feature_spec()
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)

@@ -9,6 +9,7 @@ drug-like molecule instead of 3.5 kB as ``int64``), and widen them on access.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import multiprocessing as mp
 import time
@@ -25,8 +26,8 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from graphssl.config import DataConfig
-from graphssl.data.featurise import featurise_record, record_text
-from graphssl.data.records import BuildReport, RawRecord
+from graphssl.data.featurise import MoleculeGraphsMixin, duplicate_reason, featurise_record, record_text
+from graphssl.data.records import BuildReport, FirstSeen, RawRecord
 from graphssl.data.store import GraphStore
 from graphssl.errors import DataError
 
@@ -40,9 +41,30 @@ class _Chunk:
     """The featurised graphs of one chunk of records, in compact form, and what was skipped."""
 
     tensors: dict[str, torch.Tensor]
-    smiles: list[str]
+    smiles: list[str]  # canonical, one per kept graph
+    indices: list[int]  # record index of each kept graph
+    texts: list[str]  # how each kept record is named in reports
     read: int
     skipped: list[tuple[int, str, str]]
+
+    def drop(self, positions: set[int]) -> "_Chunk":
+        """This chunk without the kept graphs at ``positions`` (duplicates found later)."""
+        keep = [k for k in range(len(self.smiles)) if k not in positions]
+        t = self.tensors
+        nodes, edges = t["node_count"].long(), t["edge_count"].long()
+        node_of = torch.repeat_interleave(torch.arange(len(nodes)), nodes)
+        edge_of = torch.repeat_interleave(torch.arange(len(edges)), edges)
+        chosen = torch.zeros(len(nodes), dtype=torch.bool)
+        chosen[keep] = True
+        tensors = {
+            "node_count": t["node_count"][chosen], "edge_count": t["edge_count"][chosen],
+            "x": t["x"][chosen[node_of]], "edge_index": t["edge_index"][:, chosen[edge_of]],
+            "edge_attr": t["edge_attr"][chosen[edge_of]], "y": t["y"][chosen],
+            **({"pos": t["pos"][chosen[node_of]]} if "pos" in t else {}),
+        }
+        pick = lambda items: [items[k] for k in keep]  # noqa: E731
+        return _Chunk(tensors if keep else {}, pick(self.smiles), pick(self.indices), pick(self.texts),
+                      self.read, self.skipped)
 
 
 def _compact(graphs: list[Data], labels: list[list[float]], num_tasks: int) -> dict[str, torch.Tensor]:
@@ -62,7 +84,7 @@ def _compact(graphs: list[Data], labels: list[list[float]], num_tasks: int) -> d
 
 def _featurise_chunk(args: tuple[list[RawRecord], DataConfig, bool, int]) -> _Chunk:
     records, config, labelled, num_tasks = args
-    graphs, labels, skipped = [], [], []
+    graphs, labels, indices, texts, skipped = [], [], [], [], []
     for record in records:
         data, reason = featurise_record(record, config, labelled)
         if reason is not None:
@@ -70,8 +92,10 @@ def _featurise_chunk(args: tuple[list[RawRecord], DataConfig, bool, int]) -> _Ch
             continue
         graphs.append(data)
         labels.append(list(record.labels))
+        indices.append(record.index)
+        texts.append(record_text(record))
     tensors = _compact(graphs, labels, num_tasks) if graphs else {}
-    return _Chunk(tensors, [g.smiles for g in graphs], len(records), skipped)
+    return _Chunk(tensors, [g.smiles for g in graphs], indices, texts, len(records), skipped)
 
 
 def _merge(chunks: list[_Chunk]) -> GraphStore:
@@ -183,9 +207,19 @@ def prepare_shards(
 
     bar = tqdm(desc=f"preparing {source.name} ({workers} worker{'s' * (workers > 1)})", total=config.limit,
                unit="mol", disable=not progress, mininterval=1.0, smoothing=0.1)
+    # duplicates are found here, in record order, as in an in-memory build; keys are 8-byte
+    # digests of the canonical SMILES, so deduplicating millions of molecules stays affordable
+    seen = FirstSeen(config.rejects_duplicates(labelled))
     for chunk in _ordered_results(tasks, workers):
         report.read += chunk.read
-        for index, text, reason in chunk.skipped:
+        duplicates = {}
+        for k, (smiles, index) in enumerate(zip(chunk.smiles, chunk.indices)):
+            earlier = seen.claim(hashlib.blake2b(smiles.encode(), digest_size=8).digest(), index)
+            if earlier is not None:
+                duplicates[k] = (index, chunk.texts[k], duplicate_reason(earlier, smiles))
+        if duplicates:
+            chunk = chunk.drop(set(duplicates))
+        for index, text, reason in sorted([*chunk.skipped, *duplicates.values()]):
             if config.on_error == "raise":
                 raise DataError(f"{source.name}: record {index} ({text!r}): {reason}. "
                                 "Set data.on_error=skip to skip bad records; they are then reported.")
@@ -212,7 +246,8 @@ def prepare_shards(
         "task_type": source.task_type,
         "metric": source.metric,
         "shards": [{"file": f"shard-{i:05d}.pt", "graphs": n} for i, n in enumerate(shard_counts)],
-        "options": {"explicit_h": config.explicit_h, "conformer": config.conformer, "source": source.identity},
+        "options": {"explicit_h": config.explicit_h, "conformer": config.conformer, "source": source.identity,
+                    "duplicates": config.duplicates, "max_atoms": config.max_atoms, "on_error": config.on_error},
         "featurizer": _featurizer_version(),
         "read": report.read,
         "kept": report.kept,
@@ -237,7 +272,7 @@ def is_sharded(path: str | Path | None) -> bool:
     return path is not None and (Path(path) / MANIFEST).is_file()
 
 
-class ShardedDataset(Dataset):
+class ShardedDataset(MoleculeGraphsMixin, Dataset):
     """A prepared folder read lazily: ``dataset[i]`` loads the shard holding graph ``i`` and keeps
     the ``cache_shards`` most recently used shards in memory. Pair it with
     :class:`graphssl.data.sampler.StepSampler`, which visits shard by shard, so each shard
@@ -290,16 +325,6 @@ class ShardedDataset(Dataset):
         data = self._shard(k).get(i - self._starts[k])
         data.x, data.edge_index, data.edge_attr = data.x.long(), data.edge_index.long(), data.edge_attr.long()
         return data
-
-    @property
-    def feature_spec(self):
-        from graphssl.encoders.factory import molecule_feature_spec
-
-        return molecule_feature_spec()
-
-    @property
-    def num_tasks(self) -> int:
-        return len(self.task_names)
 
     def prepare_report(self) -> PrepareReport:
         m = self.manifest
