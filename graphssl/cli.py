@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -26,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="pretrain an encoder with a self-supervised objective", epilog=epilog,
                        formatter_class=fmt, description="Pretrain model: with objective: on data:. Writes "
-                       "output_dir/encoder.pt (and a resumable output_dir/last.pt after every epoch).")
+                       "output_dir/encoder.pt, and a resumable output_dir/last.pt every pretrain.checkpoint_every "
+                       "steps, at epoch ends and on SIGTERM. Under torchrun, each process trains on its share "
+                       "of every global batch.")
     _add_common(p)
 
     p = sub.add_parser("finetune", help="fine-tune an encoder on a labelled task", epilog=epilog, formatter_class=fmt,
@@ -40,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "fractions; writes results.json, results.md and results.png into output_dir.")
     _add_common(p)
 
-    p = sub.add_parser("data", help="list or build data sets")
+    p = sub.add_parser("data", help="list, build, prepare (sharded, parallel) or generate data sets")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     data_sub.add_parser("list", help="list the registered data sets")
     b = data_sub.add_parser("build", help="featurise a data set into the cache and print its report",
@@ -60,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="stop at the first bad record (raise, default) or skip and report it (skip)")
     prep.add_argument("--smiles-column", help="SMILES column of a CSV/TSV file")
     prep.add_argument("--explicit-h", action="store_true", help="hydrogens as graph nodes")
+    prep.add_argument("--duplicates", choices=("auto", "reject", "keep"), default="auto",
+                      help="repeated molecules (same canonical SMILES): auto rejects them in labelled data and "
+                           "keeps them in unlabeled corpora (default auto)")
+    prep.add_argument("--max-atoms", type=int, default=5000,
+                      help="molecules with more atoms are bad records (default 5000)")
     prep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gen = data_sub.add_parser("generate", help="generate labelled data sets").add_subparsers(dest="generator",
                                                                                             required=True)
@@ -84,14 +92,20 @@ def _prepare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from graphssl.config import DataConfig
-    from graphssl.data.dataset import resolve_source
-    from graphssl.data.registry import DATASETS
+    from graphssl.data.brep_dataset import is_brep
+    from graphssl.data.dataset import is_atomistic, resolve_source
+    from graphssl.data.registry import catalogue
+    from graphssl.errors import DataError
     from graphssl.data.shards import prepare_shards
 
-    by_name = args.name in DATASETS
+    by_name = args.name in {entry[0] for entry in catalogue()}
     config = DataConfig(name=args.name if by_name else None, path=None if by_name else str(Path(args.name)),
                         smiles_column=args.smiles_column, limit=args.limit, on_error=args.on_error,
-                        explicit_h=args.explicit_h)
+                        explicit_h=args.explicit_h, duplicates=args.duplicates, max_atoms=args.max_atoms)
+    config.check()
+    if is_atomistic(config) or is_brep(config):
+        raise DataError(f"'{args.name}' holds 3D structures or CAD parts; `data prepare` shards molecule data sets. "
+                        "Build it into the cache with `graphssl data build --set data.name=...` (or data.path=...)")
     report = prepare_shards(resolve_source(config), config, args.out, workers=args.workers,
                             shard_size=args.shard_size, progress=not args.no_progress)
     print(f"{args.name}: read {report.read}, kept {report.kept}, skipped {report.skipped} "
@@ -108,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             from graphssl.train.pretrain import pretrain
 
             path = pretrain(_load(args))
-            print(f"pretrained encoder written to {path}")
+            if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the whole run
+                print(f"pretrained encoder written to {path}")
         elif args.command == "finetune":
             from graphssl.train.finetune import SELECTION_RULE, finetune
 

@@ -118,7 +118,7 @@ class FinetuneConfig:
     """Fine-tuning on a labelled task; the test score is read at the best validation epoch."""
 
     task: DataConfig = field(default_factory=DataConfig)
-    split: str = "scaffold"  # "scaffold" or "random"
+    split: str = "scaffold"  # "scaffold", "random" or "matbench" (5-fold; split_seed is the fold)
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     split_seed: int = 0  # random split only; the scaffold split is deterministic
     label_fraction: float = 1.0

@@ -14,8 +14,11 @@ HELP = {
     "cache_dir": "folder for featurised data sets, keyed by featuriser version and options",
     "threads": "torch CPU threads (empty: torch's default)",
     "progress": "show progress bars",
-    "data.name": "registry data set for pretraining: moses, b3db, freesolv, rdkit-solubility, qm9",
-    "data.path": "or a file of your own: .csv/.tsv (SMILES + label columns), .smi, .sdf",
+    "data.name": "registry data set (`graphssl data list`): moses, moses-full, b3db, freesolv, rdkit-solubility, "
+                 "qm9, qm9-3d, matbench-dielectric, brep-machining, moleculenet-*",
+    "data.path": "or your own data: a molecule file (.csv/.tsv with SMILES + label columns, .smi, .sdf), a folder "
+                 "of CIF/POSCAR files (labels via data.label_file), an .extxyz/.xyz/ASE .db file, a folder of STEP "
+                 "files, or a folder written by `graphssl data prepare`",
     "data.smiles_column": "SMILES column of a CSV/TSV (guessed when empty)",
     "data.label_columns": "label columns (CSV/TSV), SDF property names, or a subset of a registry data set's tasks (e.g. [gap] for qm9)",
     "data.task_type": "classification or regression (user files with labels)",
@@ -55,9 +58,10 @@ HELP = {
     "pretrain.checkpoint_every": "also write last.pt every this many optimiser steps, so a killed run loses at most "
                                  "that many (null: only at epoch ends); SIGTERM always writes one before stopping",
     "finetune.task": "labelled data set: a registry name or a mapping like data:",
-    "finetune.split": "scaffold (deterministic Bemis-Murcko, pretrain-gnns) or random",
+    "finetune.split": "scaffold (deterministic Bemis-Murcko, pretrain-gnns), random, or matbench (fold "
+                      "finetune.split_seed of Matbench's 5-fold KFold, validation drawn from its training part)",
     "finetune.split_fractions": "train, valid, test shares",
-    "finetune.split_seed": "seed of the random split",
+    "finetune.split_seed": "seed of the random split; the fold (0-4) of the matbench split",
     "finetune.label_fraction": "share of the training split whose labels are used (few-label curves)",
     "finetune.mode": "full (train everything) or linear (frozen encoder, train the head)",
     "finetune.epochs": "fine-tuning epochs; the test score is read at the best validation epoch",

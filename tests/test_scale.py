@@ -292,3 +292,14 @@ def test_finetuning_killed_resumes_to_the_same_weights(tmp_path, molecule_csv):
     b = load_checkpoint(tmp_path / "killed" / "best.pt")["model"]
     for key in a:
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+
+def test_prepare_command_writes_shards_and_refuses_structures(corpus, tmp_path, capsys):
+    from graphssl.cli import main
+
+    assert main(["data", "prepare", str(corpus), "--out", str(tmp_path / "p"), "--workers", "2",
+                 "--shard-size", "25", "--no-progress"]) == 0
+    assert "read 60, kept 60, skipped 0" in capsys.readouterr().out
+    assert ShardedDataset(tmp_path / "p").shard_sizes == [25, 25, 10]
+    assert main(["data", "prepare", "qm9-3d", "--out", str(tmp_path / "q")]) == 2
+    assert "shards molecule data sets" in capsys.readouterr().err

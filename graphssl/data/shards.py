@@ -227,12 +227,13 @@ def prepare_shards(
         kept = len(chunk.smiles)
         report.kept += kept
         bar.update(chunk.read)
-        # a chunk never straddles shards: shards hold whole chunks, about shard_size graphs
+        # shards hold whole chunks (chunks are at most shard_size records), so a shard is closed
+        # before a chunk that would overflow it
+        if buffered and buffered + kept > shard_size:
+            flush()
         if kept:
             buffer.append(chunk)
             buffered += kept
-        if buffered >= shard_size:
-            flush()
     flush()
     bar.close()
     seconds = time.perf_counter() - t0

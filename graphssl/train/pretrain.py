@@ -82,7 +82,11 @@ class _LazyTransform(Dataset):
         return self.transform(self.dataset[i])
 
     def __getattr__(self, name: str):
-        return getattr(self.__dict__["dataset"], name)
+        # only reached for names this class lacks; guard the two it owns, which are missing
+        # while an unpickled copy (a DataLoader worker's) is being rebuilt
+        if name in ("dataset", "transform"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 
 def _fingerprint(module: torch.nn.Module) -> torch.Tensor:
