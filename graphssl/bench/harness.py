@@ -74,7 +74,8 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], config: RunConfi
         f"- Backbone: {model.backbone}, {model.num_layers} layers, hidden {model.hidden}, {model.pooling} pooling "
         "(identical for every method).",
         f"- Fine-tuning: {ft.epochs} epochs, batch {ft.batch_size}, Adam lr {ft.lr}, dropout {ft.dropout}, "
-        f"{ft.mode} fine-tuning, {ft.split} split {ft.split_fractions}.",
+        f"{ft.mode} fine-tuning, " + (f"Matbench fold {ft.split_seed} (of 5) as test set." if ft.split == "matbench"
+                                       else f"{ft.split} split {ft.split_fractions}."),
     ]
     for label, info in pre.items():
         lines.append(
