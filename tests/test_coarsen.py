@@ -137,3 +137,31 @@ def test_bad_options():
         Coarsen(method="louvain")
     with pytest.raises(ConfigError, match="ratio"):
         Coarsen(ratio=0.8)
+
+
+def test_matching_ends_on_one_directional_and_repeated_edges():
+    # k-nearest-neighbour lists are one-directional where the relation is not mutual, and
+    # periodic crystals repeat a pair once per image: with no edge best for both of its ends,
+    # a matching that trusted symmetry would loop forever
+    full = _random_graph(30, 0.15, 3)
+    gen = torch.Generator().manual_seed(3)
+    score_half = torch.randint(0, 5, (full.size(1) // 2,), generator=gen).double()
+    half = full[:, : full.size(1) // 2]
+    one_way = torch.cat([half, half[:, :5]], 1)  # five pairs repeated
+    one_way_score = torch.cat([score_half, score_half[:5] - 1.0])  # the repeats score lower
+    u, v = greedy_matching(one_way, one_way_score, 30)
+    symmetric = torch.cat([half, half.flip(0)], 1)
+    assert set(zip(u.tolist(), v.tolist())) == _sequential_greedy(symmetric, torch.cat([score_half, score_half]), 30)
+
+
+def test_coarsening_a_crystal_graph_with_periodic_images():
+    from graphssl.atomistic.adapters import from_positions
+
+    cell = torch.eye(3) * 3.1
+    pos = torch.tensor([[0.0, 0.0, 0.0], [1.55, 1.55, 0.0], [1.55, 0.0, 1.55], [0.0, 1.55, 1.55], [0.8, 0.8, 0.8]])
+    data = from_positions([29, 29, 29, 29, 13], pos, cell=cell, pbc=True, cutoff=4.0)
+    src, dst = data.edge_index
+    assert bool((src == dst).any())  # bonds to an atom's own periodic images
+    levels = coarsen_batch(data, levels=2, ratio=0.5)
+    assert levels[0].cluster.numel() == 5 and levels[0].cluster.max() < 5
+    assert not bool((levels[0].edge_index[0] == levels[0].edge_index[1]).any())

@@ -105,3 +105,25 @@ def test_needs_a_hierarchy():
         objective(Batch.from_data_list([smiles_to_data("CCO")]))
     with pytest.raises(ValueError, match="recovery_rate"):
         HiGMAE(objective.encoder, recovery_rate=1.5)
+
+
+def test_runs_unchanged_on_crystal_graphs():
+    # periodic graphs repeat atom pairs once per image and bond atoms to their own images;
+    # the 2D encoder reads the atomic number as its one categorical feature
+    from graphssl.atomistic.adapters import from_positions
+    from graphssl.atomistic.datasets import atomistic_feature_spec
+
+    torch.manual_seed(0)
+    cells = []
+    for k in range(4):
+        a = 3.0 + 0.2 * k
+        pos = torch.tensor([[0.0, 0.0, 0.0], [a / 2, a / 2, 0.0], [a / 2, 0.0, a / 2], [0.0, a / 2, a / 2]])
+        cells.append(from_positions([29, 79, 29, 13 + k], pos, cell=torch.eye(3) * a, pbc=True, cutoff=4.5))
+    encoder = build_encoder(ModelConfig(backbone="gin", hidden=32, num_layers=2), atomistic_feature_spec())
+    objective = build_objective("higmae", encoder, {"levels": 2, "ratio": 0.5})
+    batch = Batch.from_data_list(objective.transform.many(cells))
+    assert torch.equal(batch.x.view(-1), torch.cat([c.z for c in cells]))
+    loss = objective(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert encoder.node_embedding.tables[0].weight.grad.abs().sum() > 0

@@ -29,6 +29,18 @@ from torch_geometric.data import Data
 class AtomisticData(Data):
     """A structure with atoms, an optional periodic cell and a neighbour list."""
 
+    @property
+    def x(self) -> Tensor | None:
+        """Node features for 2D backbones and masking objectives: the atomic number as one
+        categorical column (a view of ``z``, nothing stored), unless ``x`` was set."""
+        if "x" in self._store:
+            return self["x"]
+        return self["z"].view(-1, 1) if "z" in self._store else None
+
+    @x.setter
+    def x(self, x: Tensor | None) -> None:
+        self._store.x = x
+
     def __cat_dim__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
         if key in ("cell", "pbc", "stress"):
             return 0  # stacked per structure: [B, 3, 3] and [B, 3]

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
+from torch_geometric.utils import remove_self_loops, to_undirected
 from tqdm.auto import tqdm
 
 from graphssl.errors import ConfigError, DataError
@@ -212,12 +213,15 @@ def coarsen_batch(
     graph = getattr(batch, "batch", None)
     if graph is None:
         graph = torch.zeros(num_nodes, dtype=torch.long, device=batch.edge_index.device)
-    edge_index = batch.edge_index
+    # Coarsening works on the simple undirected graph: crystal graphs carry one edge per periodic
+    # image (repeated pairs, self-loops to an atom's own image) and k-nearest-neighbour lists
+    # are one-directional where the neighbour relation is not mutual.
+    edge_index = to_undirected(remove_self_loops(batch.edge_index)[0], num_nodes=num_nodes)
     weight = torch.ones(edge_index.size(1), dtype=torch.float64, device=edge_index.device)
     out: list[Level] = []
     for level in range(1, levels + 1):
         if method == "chemistry" and level == 1:
-            label = chemistry_clusters(batch.x, edge_index, getattr(batch, "edge_attr", None), num_nodes)
+            label = chemistry_clusters(batch.x, batch.edge_index, getattr(batch, "edge_attr", None), num_nodes)
         else:
             if method == "algebraic":
                 score = algebraic_scores(edge_index, weight, graph, num_nodes)
@@ -249,6 +253,9 @@ def _split(graphs: Sequence[Data], levels: list[Level]) -> list[HierarchicalData
     """Per-graph hierarchies (local indices) from the levels of the batch of ``graphs``."""
     num_graphs = len(graphs)
     fields: list[dict[str, Any]] = [dict(g.items()) for g in graphs]
+    for g, values in zip(graphs, fields):
+        if "x" not in values and getattr(g, "x", None) is not None:
+            values["x"] = g.x  # derived features (an atomistic graph's atomic numbers) travel along
     prev_counts = torch.tensor([g.num_nodes for g in graphs], dtype=torch.long)
     prev_batch = torch.repeat_interleave(torch.arange(num_graphs), prev_counts)
     for number, level in enumerate(levels, start=1):

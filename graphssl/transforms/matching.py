@@ -19,11 +19,21 @@ def greedy_matching(edge_index: Tensor, score: Tensor, num_nodes: int) -> tuple[
     Edges are ordered by score (descending), then by ``(min(u, v), max(u, v))`` ascending, a
     total order. Rounds of "locally dominant" edges (each endpoint's best remaining edge)
     produce exactly the sequential greedy result, in O(log n) vectorised rounds in practice.
-    ``edge_index`` may hold both directions of each edge; self-loops are ignored.
+    ``edge_index`` may hold one or both directions of each edge, and repeated edges; a pair
+    scores the best of its edges, and self-loops are ignored.
     """
     src, dst = edge_index
     keep = src != dst
     src, dst, score = src[keep], dst[keep], score[keep].to(torch.float64)
+    # One symmetric score per unordered pair: with a one-directional edge (k-nearest-neighbour
+    # graphs) or direction-dependent scores, no edge need be best for both of its endpoints,
+    # and the rounds below would make no progress. The best pair always is.
+    lo, hi = torch.minimum(src, dst), torch.maximum(src, dst)
+    pairs, inverse = torch.unique(lo * num_nodes + hi, return_inverse=True)
+    pair_score = torch.full((pairs.numel(),), -torch.inf, dtype=torch.float64, device=src.device)
+    pair_score.scatter_reduce_(0, inverse, score, reduce="amax")
+    lo, hi = pairs // num_nodes, pairs % num_nodes
+    src, dst, score = torch.cat([lo, hi]), torch.cat([hi, lo]), torch.cat([pair_score, pair_score])
     free = torch.ones(num_nodes, dtype=torch.bool, device=src.device)
     none = torch.full((num_nodes,), num_nodes, dtype=torch.long, device=src.device)
     nodes = torch.arange(num_nodes, device=src.device)
