@@ -19,7 +19,8 @@ def sce_loss(pred: Tensor, target: Tensor, alpha: float = 1.0) -> Tensor:
     if pred.size(0) == 0:
         return pred.sum() * 0.0
     cos = (F.normalize(pred, p=2, dim=-1) * F.normalize(target, p=2, dim=-1)).sum(dim=-1)
-    return (1.0 - cos).pow(alpha).mean()
+    error = 1.0 - cos
+    return (error if alpha == 1 else error.pow(alpha)).mean()  # x ** 1 is x, and so is its gradient
 
 
 def masked_bce_with_logits(logits: Tensor, target: Tensor) -> Tensor:

@@ -25,6 +25,7 @@ class CategoricalEmbedding(nn.Module):
         self.tables = nn.ModuleList(nn.Embedding(d, out_channels) for d in self.dims)
         for table in self.tables:
             nn.init.xavier_uniform_(table.weight)
+        self._limits = torch.tensor(self.dims)  # for the range check; not state (rebuilt from dims)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 1:
@@ -34,8 +35,8 @@ class CategoricalEmbedding(nn.Module):
                 f"expected {len(self.dims)} categorical feature columns, got tensor of shape {tuple(x.shape)}"
             )
         if x.numel():
-            top = x.max(dim=0).values
-            bad = (top >= torch.tensor(self.dims, device=x.device)) | (x.min(dim=0).values < 0)
+            low, top = torch.aminmax(x, dim=0)  # one pass over x for both ends of the range check
+            bad = (top >= self._limits.to(x.device, non_blocking=True)) | (low < 0)
             if bool(bad.any()):
                 col = int(bad.nonzero()[0])
                 raise DataError(
@@ -43,7 +44,9 @@ class CategoricalEmbedding(nn.Module):
                 )
         out = self.tables[0](x[:, 0])
         for i in range(1, len(self.tables)):
-            out = out + self.tables[i](x[:, i])
+            # in place: embedding lookups do not need their output for the backward pass, so the
+            # sum needs no new [N, out_channels] tensor per column (same values, same order)
+            out.add_(self.tables[i](x[:, i]))
         return out
 
     def __repr__(self) -> str:

@@ -76,9 +76,8 @@ class GraphMAE(nn.Module):
         )
         edge_features = self.encoder.embed_edges(data)
         h = self.encoder.propagate(self.mask_inputs(h0, mask), data, edge_features)
-        z = self.encoder_to_decoder(h)
-        z = z.clone()
-        z[mask.masked] = 0.0  # re-mask: the decoder must infer masked nodes from neighbours
+        # re-mask: the decoder must infer masked nodes from neighbours
+        z = self.encoder_to_decoder(h).index_fill(0, mask.masked, 0.0)
         recon = self.decoder(z, data, edge_features)
-        target = target_tensor(data, self.target, self.encoder)
-        return reconstruction_loss(recon[mask.masked], target[mask.masked], self.loss, self.alpha)
+        target = target_tensor(data, self.target, self.encoder, index=mask.masked)
+        return reconstruction_loss(recon[mask.masked], target, self.loss, self.alpha)

@@ -196,5 +196,5 @@ class HiGMAE(nn.Module):
             if below > 0:
                 z = z + self.level_decoders[below - 1](z, data[f"edge_index_{below}"])
         recon = self.decoder(z, data, edge_features)
-        target = target_tensor(data, self.target, self.encoder)
-        return reconstruction_loss(recon[masks[0]], target[masks[0]], self.loss, self.alpha)
+        target = target_tensor(data, self.target, self.encoder, index=masks[0])
+        return reconstruction_loss(recon[masks[0]], target, self.loss, self.alpha)

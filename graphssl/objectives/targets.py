@@ -43,12 +43,15 @@ def resolve_target(encoder: Encoder, target: str) -> tuple[str, int]:
     return target, int(width)
 
 
-def target_tensor(data, target: str, encoder: Encoder) -> Tensor:
-    """The float target matrix for ``target`` (see :func:`resolve_target`)."""
+def target_tensor(data, target: str, encoder: Encoder, index: Tensor | None = None) -> Tensor:
+    """The float target matrix for ``target`` (see :func:`resolve_target`); with ``index``,
+    only those nodes' rows (the same values as ``target_tensor(...)[index]``, without
+    building the rows of the other nodes)."""
     emb = encoder.node_embedding
     if target == "embedding":
-        return emb.reconstruction_target(data)
-    x = data.x
+        out = emb.reconstruction_target(data)
+        return out if index is None else out[index]
+    x = data.x if index is None else data.x[index]
     if target == "atom_type":
         return F.one_hot(x[:, 0].long(), emb.dims[0]).float()
     if isinstance(emb, CategoricalEmbedding):

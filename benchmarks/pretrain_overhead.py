@@ -1,0 +1,465 @@
+"""What graphssl costs on top of the backbone: GraphMAE pretraining throughput on the CPU.
+
+Measured in one process, in one run:
+
+(a) MOSES molecules from graphssl's registry, cut into a fixed list of batches that every arm
+    trains on.
+(b) Throughput (graphs/s of forward + backward + Adam step) of three arms, interleaved in
+    rounds (arm order reversed every other round) so that drift in machine load hits every
+    arm alike; medians over rounds:
+
+    - ``graphssl``: ``build_objective("graphmae", build_encoder(gin, 5 layers, hidden 300))``;
+    - ``plain``: the same GraphMAE written by hand in plain PyTorch Geometric (below:
+      ``PlainGraphMAE``): the same ``torch_geometric.nn.GIN``, atom embeddings, masking
+      (25 %, of which 10 % random and 10 % unchanged), re-mask, one-layer GIN decoder and
+      scaled cosine error, with the same random draws in the same order, so with equal
+      weights and seed it computes the same loss (tests/test_pretrain_overhead_bench.py);
+    - ``backbone``: the atom embeddings and the GIN alone with a trivial loss (the floor:
+      what the backbone itself costs).
+
+(c) Time per graph of a GraphMAE forward + backward as graphs grow from 20 to 5,000 nodes
+    (synthetic molecule-like graphs, random OGB atom features, batches with a constant total
+    number of nodes), and the same for Hi-GMAE.
+
+    python benchmarks/pretrain_overhead.py --out benchmarks/results/pretrain_overhead
+    python benchmarks/pretrain_overhead.py --quick --out /tmp/overhead   # seconds: a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+from torch_geometric.nn import GIN
+
+from graphssl.adapters.features import ATOM_FEATURE_DIMS
+from graphssl.config import DataConfig, ModelConfig
+from graphssl.data.dataset import load_dataset
+from graphssl.encoders import build_encoder
+from graphssl.objectives import build_objective
+
+MB = 2.0**20
+
+
+# --------------------------------------------------------------------------- the baseline
+class PlainGraphMAE(nn.Module):
+    """GraphMAE as one would write it in plain PyTorch Geometric, without graphssl.
+
+    Atom features are 9 categorical columns (OGB layout), embedded by a sum of tables; a
+    share ``mask_rate`` of nodes is masked, of which ``replace_rate`` take a random node's
+    (detached) embedding, ``keep_rate`` keep theirs and the rest get a learned token; the
+    GIN's output is projected, masked nodes are zeroed again, and a one-layer GIN decoder
+    predicts the element (one-hot over ``dims[0]`` classes), scored with the scaled cosine
+    error on the masked nodes.
+    """
+
+    def __init__(self, dims=ATOM_FEATURE_DIMS, hidden: int = 300, num_layers: int = 5, mask_rate: float = 0.25,
+                 replace_rate: float = 0.1, keep_rate: float = 0.1, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.dims = tuple(dims)
+        self.mask_rate, self.replace_rate, self.keep_rate, self.alpha = mask_rate, replace_rate, keep_rate, alpha
+        self.atom_embedding = nn.ModuleList(nn.Embedding(d, hidden) for d in self.dims)
+        for table in self.atom_embedding:
+            nn.init.xavier_uniform_(table.weight)
+        self.gnn = GIN(hidden, hidden, num_layers, norm="batch_norm")
+        self.mask_token = nn.Parameter(torch.zeros(1, hidden))
+        self.encoder_to_decoder = nn.Linear(hidden, hidden, bias=False)
+        self.decoder = GIN(hidden, hidden, 1, out_channels=self.dims[0])
+
+    def embed(self, x: Tensor) -> Tensor:
+        h = self.atom_embedding[0](x[:, 0])
+        for i in range(1, len(self.atom_embedding)):
+            h = h + self.atom_embedding[i](x[:, i])
+        return h
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        h = self.embed(x)
+        n = h.size(0)
+        num_mask = max(1, round(self.mask_rate * n))
+        masked = torch.randperm(n)[:num_mask]
+        num_random = round(self.replace_rate * num_mask)
+        num_keep = round(self.keep_rate * num_mask)
+        order = masked[torch.randperm(num_mask)]
+        random_nodes, token_nodes = order[:num_random], order[num_random + num_keep:]
+        source = torch.randint(0, n, (num_random,))
+        h = h.clone()
+        h[random_nodes] = h[source].detach()
+        h[token_nodes] = self.mask_token
+        z = self.encoder_to_decoder(self.gnn(h, edge_index))
+        z[masked] = 0.0  # re-mask
+        recon = self.decoder(z, edge_index)[masked]
+        target = F.one_hot(x[masked, 0], self.dims[0]).float()
+        return sce(recon, target, self.alpha)
+
+    @staticmethod
+    def state_from_graphssl(state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Rename a graphssl GraphMAE(gin) state dict to this module's names."""
+        renames = [("encoder.node_embedding.tables.", "atom_embedding."), ("encoder.backbone.", "gnn."),
+                   ("enc_mask_token", "mask_token"), ("decoder.layer.", "decoder.")]
+        out = {}
+        for key, value in state.items():
+            for old, new in renames:
+                if key.startswith(old):
+                    key = new + key[len(old):]
+                    break
+            out[key] = value
+        return out
+
+
+def sce(pred: Tensor, target: Tensor, alpha: float = 1.0) -> Tensor:
+    """Scaled cosine error, as in the GraphMAE paper's code."""
+    pred, target = F.normalize(pred, p=2, dim=-1), F.normalize(target, p=2, dim=-1)
+    return (1 - (pred * target).sum(dim=-1)).pow(alpha).mean()
+
+
+class BackboneOnly(nn.Module):
+    """The floor: atom embeddings and the same GIN with a trivial loss (mean of squares)."""
+
+    def __init__(self, dims=ATOM_FEATURE_DIMS, hidden: int = 300, num_layers: int = 5) -> None:
+        super().__init__()
+        self.atom_embedding = nn.ModuleList(nn.Embedding(d, hidden) for d in dims)
+        self.gnn = GIN(hidden, hidden, num_layers, norm="batch_norm")
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        h = self.atom_embedding[0](x[:, 0])
+        for i in range(1, len(self.atom_embedding)):
+            h = h + self.atom_embedding[i](x[:, i])
+        return self.gnn(h, edge_index).pow(2).mean()
+
+
+# --------------------------------------------------------------------------- arms
+def graphssl_graphmae(hidden: int, layers: int, name: str = "graphmae", options: dict | None = None) -> nn.Module:
+    encoder = build_encoder(ModelConfig(backbone="gin", hidden=hidden, num_layers=layers))
+    return build_objective(name, encoder, options or {})
+
+
+class Arm:
+    """A model, its optimiser and how it is called on a batch; accumulates step timings."""
+
+    def __init__(self, name: str, model: nn.Module, call) -> None:
+        self.name, self.model, self.call = name, model, call
+        self.optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.rounds: list[dict[str, float]] = []
+        self.rss_after_forward = 0.0
+        self.losses: list[float] = []
+        model.train()
+
+    def step(self, batch: Batch) -> float:
+        """One timed training step; returns its seconds."""
+        start = time.perf_counter()
+        self.optimiser.zero_grad(set_to_none=True)
+        loss = self.call(self.model, batch)
+        rss = _rss()  # activations are alive here
+        loss.backward()
+        self.optimiser.step()
+        seconds = time.perf_counter() - start
+        self.rss_after_forward = max(self.rss_after_forward, rss)
+        self.losses.append(float(loss.detach()))
+        return seconds
+
+
+def _rss() -> float:
+    return psutil.Process().memory_info().rss / MB
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_arms(hidden: int, layers: int, seed: int) -> list[Arm]:
+    torch.manual_seed(seed)
+    ours = graphssl_graphmae(hidden, layers)
+    torch.manual_seed(seed)
+    plain = PlainGraphMAE(hidden=hidden, num_layers=layers)
+    torch.manual_seed(seed)
+    floor = BackboneOnly(hidden=hidden, num_layers=layers)
+    return [
+        Arm("graphssl", ours, lambda m, b: m(b)),
+        Arm("plain", plain, lambda m, b: m(b.x, b.edge_index)),
+        Arm("backbone", floor, lambda m, b: m(b.x, b.edge_index)),
+    ]
+
+
+def throughput(batches: list[Batch], rounds: int, warmup: int, hidden: int, layers: int, seed: int) -> dict:
+    arms = make_arms(hidden, layers, seed)
+    for arm in arms:  # one-off allocation and first-call costs, not timed
+        for i in range(warmup):
+            arm.step(batches[i % len(batches)])
+        arm.losses.clear()
+    graphs = sum(b.num_graphs for b in batches)
+    nodes = sum(b.num_nodes for b in batches)
+    for r in range(rounds):
+        order = arms if r % 2 == 0 else arms[::-1]
+        for arm in order:
+            seconds = [arm.step(b) for b in batches]
+            total = sum(seconds)
+            arm.rounds.append({"seconds": total, "graphs_per_s": graphs / total, "nodes_per_s": nodes / total,
+                               "ms_per_step_median": 1e3 * statistics.median(seconds)})
+        line = ", ".join(f"{a.name} {a.rounds[-1]['graphs_per_s']:.0f}" for a in arms)
+        print(f"  round {r + 1}/{rounds}: graphs/s {line}", flush=True)
+    by_name = {a.name: a for a in arms}
+    out: dict = {"arms": {}}
+    for arm in arms:
+        rates = [r["graphs_per_s"] for r in arm.rounds]
+        out["arms"][arm.name] = {
+            "graphs_per_s_median": statistics.median(rates),
+            "graphs_per_s_rounds": rates,
+            "nodes_per_s_median": statistics.median(r["nodes_per_s"] for r in arm.rounds),
+            "ms_per_step_median": statistics.median(r["ms_per_step_median"] for r in arm.rounds),
+            "rss_after_forward_mb_max": arm.rss_after_forward,
+            "first_loss": arm.losses[0], "last_loss": arm.losses[-1],
+            "parameters": sum(p.numel() for p in arm.model.parameters()),
+        }
+
+    def paired(a: str, b: str) -> float:
+        return statistics.median(x["graphs_per_s"] / y["graphs_per_s"]
+                                 for x, y in zip(by_name[a].rounds, by_name[b].rounds))
+
+    out["ratio_graphssl_over_plain"] = paired("graphssl", "plain")
+    out["ratio_plain_over_backbone"] = paired("plain", "backbone")
+    out["ratio_graphssl_over_backbone"] = paired("graphssl", "backbone")
+    return out
+
+
+# --------------------------------------------------------------------------- growth
+def molecule_like_graph(n: int, rng: np.random.Generator) -> Data:
+    """A sparse, locally connected random graph: a random tree whose nodes join one of the 3
+    previous nodes (a molecular backbone), plus ring closures between nodes 4 to 6 apart;
+    about 1.08 bonds (2.2 directed edges) per node, like MOSES. Atom features are random
+    values in the OGB vocabulary (element drawn from C/N/O/F/S-like frequencies)."""
+    parent = [int(rng.integers(max(0, i - 3), i)) for i in range(1, n)]
+    edges = [(p, i) for i, p in zip(range(1, n), parent)]
+    for _ in range(round(0.08 * n)):
+        a = int(rng.integers(0, max(n - 6, 1)))
+        b = a + int(rng.integers(4, 7))
+        if b < n:
+            edges.append((a, b))
+    e = torch.tensor(edges, dtype=torch.long).t() if edges else torch.zeros(2, 0, dtype=torch.long)
+    edge_index = torch.cat([e, e.flip(0)], 1)
+    x = torch.stack([torch.as_tensor(rng.integers(0, d, size=n)) for d in ATOM_FEATURE_DIMS], 1).long()
+    x[:, 0] = torch.as_tensor(rng.choice([5, 6, 7, 8, 15], size=n, p=[0.72, 0.12, 0.12, 0.02, 0.02]))
+    edge_attr = torch.zeros(edge_index.size(1), 3, dtype=torch.long)
+    return Data(x=x, edge_index=edge_index, edge_attr=edge_attr, num_nodes=n)
+
+
+def growth(sizes: list[int], total_nodes: int, repeats: int, hidden: int, layers: int, seed: int,
+           methods: list[str]) -> dict:
+    """Median seconds of one forward + backward per batch of ``total_nodes // n`` graphs of ``n``
+    nodes, sizes interleaved within each repeat."""
+    rng = np.random.default_rng(seed)
+    graphs = {n: [molecule_like_graph(n, rng) for _ in range(max(1, total_nodes // n))] for n in sizes}
+    out: dict = {"total_nodes_per_batch": total_nodes, "methods": {}}
+    for method in methods:
+        torch.manual_seed(seed)
+        options = {"levels": 2, "ratio": 0.25} if method == "higmae" else {}
+        try:
+            objective = graphssl_graphmae(hidden, layers, method, options)
+            objective.train()
+            batches, prep = {}, {}
+            for n in sizes:
+                data = graphs[n]
+                t0 = time.perf_counter()
+                if hasattr(objective, "transform"):
+                    data = objective.transform.many(data)
+                prep[n] = time.perf_counter() - t0
+                batches[n] = Batch.from_data_list(data)
+            times: dict[int, list[float]] = {n: [] for n in sizes}
+            rss: dict[int, float] = {n: 0.0 for n in sizes}
+            for r in range(repeats + 1):
+                for n in (sizes if r % 2 == 0 else sizes[::-1]):
+                    objective.zero_grad(set_to_none=True)
+                    start = time.perf_counter()
+                    loss = objective(batches[n])
+                    rss[n] = max(rss[n], _rss())
+                    loss.backward()
+                    if r:  # the first pass over the sizes is warm-up
+                        times[n].append(time.perf_counter() - start)
+        except Exception as exc:  # report what happened instead of dropping the method
+            out["methods"][method] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"  {method}: failed: {exc}", flush=True)
+            continue
+        rows = []
+        for n in sizes:
+            b = batches[n]
+            step = statistics.median(times[n])
+            row = {"nodes_per_graph": n, "graphs_per_batch": int(b.num_graphs), "batch_nodes": int(b.num_nodes),
+                   "batch_edges": int(b.num_edges), "seconds_per_step": step, "ms_per_graph": 1e3 * step / b.num_graphs,
+                   "us_per_node": 1e6 * step / b.num_nodes, "rss_after_forward_mb": rss[n],
+                   "preprocess_seconds": prep[n]}
+            if method == "higmae":
+                row["coarsest_supernodes_per_graph"] = float(b["n_2"].float().mean())
+            rows.append(row)
+            print(f"  {method:8s} n={n:5d}: {row['ms_per_graph']:9.3f} ms/graph, {row['us_per_node']:6.2f} us/node",
+                  flush=True)
+        n_arr = np.array([r["nodes_per_graph"] for r in rows], float)
+        t_arr = np.array([r["ms_per_graph"] for r in rows], float)
+        slope, intercept = np.polyfit(np.log(n_arr), np.log(t_arr), 1)
+        lin = np.polyfit(n_arr, t_arr, 1)
+        out["methods"][method] = {"rows": rows, "loglog_slope": float(slope),
+                                  "linear_fit_ms_per_graph": {"ms_per_node": float(lin[0]), "ms_offset": float(lin[1])},
+                                  "us_per_node_max_over_min": float(max(r["us_per_node"] for r in rows)
+                                                                    / min(r["us_per_node"] for r in rows))}
+    return out
+
+
+# --------------------------------------------------------------------------- report
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    methods = {k: v for k, v in report["growth"]["methods"].items() if "rows" in v}
+    for method, res in methods.items():
+        n = [r["nodes_per_graph"] for r in res["rows"]]
+        axes[0].loglog(n, [r["ms_per_graph"] for r in res["rows"]], "o-",
+                       label=f"{method} (log-log slope {res['loglog_slope']:.2f})")
+        axes[1].semilogx(n, [r["us_per_node"] for r in res["rows"]], "o-", label=method)
+    if "graphmae" in methods:
+        rows = methods["graphmae"]["rows"]
+        per_node = statistics.median(r["ms_per_graph"] / r["nodes_per_graph"] for r in rows)
+        n = np.array([rows[0]["nodes_per_graph"], rows[-1]["nodes_per_graph"]], float)
+        axes[0].loglog(n, per_node * n, "k--", lw=1, label="linear reference (slope 1)")
+    axes[0].set(xlabel="nodes per graph", ylabel="ms per graph (forward + backward)")
+    axes[1].set(xlabel="nodes per graph", ylabel="µs per node (forward + backward)", ylim=(0, None))
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize=8)
+    tp = report["throughput"]
+    s = report["settings"]
+    fig.suptitle(f"GraphMAE / Hi-GMAE on a {s['layers']}-layer GIN {s['hidden']}, batches of "
+                 f"{report['growth']['total_nodes_per_batch']:,} nodes; "
+                 f"MOSES throughput graphssl/plain = {tp['ratio_graphssl_over_plain']:.3f}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown(report: dict) -> str:
+    tp, gr, s = report["throughput"], report["growth"], report["settings"]
+    lines = [
+        "# GraphMAE pretraining overhead: graphssl vs plain PyG", "",
+        f"Command: `{report['command']}`", "",
+        f"Machine: {report['machine']['cpu']}, {os.cpu_count()} cores, torch threads {s['threads']}; "
+        + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), "",
+        f"Wall time {report['wall_seconds']:.0f} s; peak RSS of the process {report['peak_rss_mb']:.0f} MB; "
+        f"1-min load average {report['load_average_1_5_15min']['start'][0]:.2f} at the start, "
+        f"{report['load_average_1_5_15min']['end'][0]:.2f} at the end (this run included).", "",
+        f"## Throughput on MOSES ({s['layers']}-layer GIN {s['hidden']}, GraphMAE mask 0.25, Adam 1e-3)", "",
+        f"{s['batches']} fixed batches of {s['batch_size']} molecules ({s['molecules']} MOSES molecules, "
+        f"{s['mean_nodes']:.1f} atoms and {s['mean_directed_edges_per_node']:.2f} directed edges per atom on average), "
+        f"{s['warmup']} warm-up steps per arm, then {s['rounds']} rounds of all batches per arm, arms interleaved "
+        "(order reversed every other round); medians over rounds. A step is zero_grad + forward + backward + Adam step.", "",
+        "| arm | graphs/s | ms/step | RSS after forward (MB, max) | first → last loss |",
+        "|---|---|---|---|---|",
+    ]
+    for name, label in [("graphssl", "graphssl GraphMAE"), ("plain", "plain PyG GraphMAE"),
+                        ("backbone", "backbone only (embeddings + GIN, trivial loss)")]:
+        a = tp["arms"][name]
+        lines.append(f"| {label} | {a['graphs_per_s_median']:.0f} | {a['ms_per_step_median']:.1f} | "
+                     f"{a['rss_after_forward_mb_max']:.0f} | {a['first_loss']:.3f} → {a['last_loss']:.3f} |")
+    lines += ["",
+              f"Ratio graphssl / plain: **{tp['ratio_graphssl_over_plain']:.3f}** (median of per-round ratios); "
+              f"plain / backbone-only: {tp['ratio_plain_over_backbone']:.3f}; "
+              f"graphssl / backbone-only: {tp['ratio_graphssl_over_backbone']:.3f}.", "",
+              f"## Time per graph as graphs grow (batches of {gr['total_nodes_per_batch']:,} nodes)", "",
+              "Synthetic molecule-like graphs (random tree + ring closures, about 2.2 directed edges per node, random "
+              f"OGB atom features); forward + backward, median of {s['growth_repeats']} repeats after one warm-up pass.", ""]
+    for method, res in gr["methods"].items():
+        if "error" in res:
+            lines += [f"**{method}**: failed: `{res['error']}`", ""]
+            continue
+        extra = " | coarsest supernodes / graph" if method == "higmae" else ""
+        lines += [f"**{method}** (log-log slope of ms/graph against nodes: {res['loglog_slope']:.3f}; "
+                  f"µs/node varies by a factor {res['us_per_node_max_over_min']:.2f} from smallest to largest)", "",
+                  f"| nodes/graph | graphs/batch | ms/graph | µs/node | RSS after forward (MB){extra} |",
+                  "|---|---|---|---|---|" + ("---|" if extra else "")]
+        for r in res["rows"]:
+            tail = f" | {r['coarsest_supernodes_per_graph']:.0f}" if method == "higmae" else ""
+            lines.append(f"| {r['nodes_per_graph']} | {r['graphs_per_batch']} | {r['ms_per_graph']:.3f} | "
+                         f"{r['us_per_node']:.2f} | {r['rss_after_forward_mb']:.0f}{tail} |")
+        lines.append("")
+    lines += ["![growth](pretrain_overhead.png)", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pretrain_overhead"))
+    parser.add_argument("--steps", type=int, default=240, help="timed steps per arm (split into --rounds)")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--hidden", type=int, default=300)
+    parser.add_argument("--layers", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 50, 100, 200, 500, 1000, 2000, 5000])
+    parser.add_argument("--growth-nodes", type=int, default=10_000, help="nodes per batch in the growth test")
+    parser.add_argument("--growth-repeats", type=int, default=5)
+    parser.add_argument("--no-higmae", action="store_true", help="growth test for GraphMAE only")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds: checks that it runs")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.rounds, args.batch_size, args.warmup = 4, 2, 16, 1
+        args.hidden, args.sizes, args.growth_nodes, args.growth_repeats = 32, [20, 100, 500], 500, 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t_start = time.perf_counter()
+    load_start = os.getloadavg()
+    from graphssl.train.runtime import library_versions, machine_description
+
+    per_round = max(1, args.steps // args.rounds)
+    n_mol = per_round * args.batch_size
+    print(f"loading {n_mol} MOSES molecules", flush=True)
+    dataset = load_dataset(DataConfig(name="moses", limit=n_mol), progress=False, verbose=False)
+    mols = [dataset[i] for i in range(len(dataset))]
+    order = np.random.default_rng(args.seed).permutation(len(mols))
+    mols = [mols[i] for i in order]
+    batches = [Batch.from_data_list(mols[i:i + args.batch_size]) for i in range(0, len(mols), args.batch_size)]
+    settings = {
+        "threads": torch.get_num_threads(), "batch_size": args.batch_size, "batches": len(batches),
+        "rounds": args.rounds, "warmup": args.warmup, "molecules": len(mols), "hidden": args.hidden,
+        "layers": args.layers, "mean_nodes": sum(b.num_nodes for b in batches) / len(mols),
+        "mean_directed_edges_per_node": sum(b.num_edges for b in batches) / sum(b.num_nodes for b in batches),
+        "growth_sizes": args.sizes, "growth_repeats": args.growth_repeats, "seed": args.seed, "quick": args.quick,
+    }
+    print(f"throughput: {len(batches)} batches x {args.rounds} rounds per arm", flush=True)
+    tp = throughput(batches, args.rounds, args.warmup, args.hidden, args.layers, args.seed)
+    print(f"  ratio graphssl/plain {tp['ratio_graphssl_over_plain']:.3f}", flush=True)
+    print("growth", flush=True)
+    methods = ["graphmae"] + ([] if args.no_higmae else ["higmae"])
+    gr = growth(args.sizes, args.growth_nodes, args.growth_repeats, args.hidden, args.layers, args.seed, methods)
+    report = {
+        "command": " ".join(([f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ
+                             else []) + ["python", *sys.argv]),
+        "machine": machine_description(), "versions": library_versions(), "platform": platform.platform(),
+        "settings": settings, "throughput": tp, "growth": gr,
+        "wall_seconds": time.perf_counter() - t_start, "peak_rss_mb": _peak_rss_mb(),
+        "load_average_1_5_15min": {"start": load_start, "end": os.getloadavg()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(report, indent=1))
+    plot(report, args.out / "pretrain_overhead.png")
+    (args.out / "results.md").write_text(markdown(report))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
