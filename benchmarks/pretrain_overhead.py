@@ -51,6 +51,9 @@ from graphssl.data.dataset import load_dataset
 from graphssl.encoders import build_encoder
 from graphssl.objectives import build_objective
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling modules
+from synthetic_graphs import molecule_like_graph  # noqa: E402
+
 MB = 2.0**20
 
 
@@ -235,24 +238,6 @@ def throughput(batches: list[Batch], rounds: int, warmup: int, hidden: int, laye
 
 
 # --------------------------------------------------------------------------- growth
-def molecule_like_graph(n: int, rng: np.random.Generator) -> Data:
-    """A sparse, locally connected random graph: a random tree whose nodes join one of the 3
-    previous nodes (a molecular backbone), plus ring closures between nodes 4 to 6 apart;
-    about 1.08 bonds (2.2 directed edges) per node, like MOSES. Atom features are random
-    values in the OGB vocabulary (element drawn from C/N/O/F/S-like frequencies)."""
-    parent = [int(rng.integers(max(0, i - 3), i)) for i in range(1, n)]
-    edges = [(p, i) for i, p in zip(range(1, n), parent)]
-    for _ in range(round(0.08 * n)):
-        a = int(rng.integers(0, max(n - 6, 1)))
-        b = a + int(rng.integers(4, 7))
-        if b < n:
-            edges.append((a, b))
-    e = torch.tensor(edges, dtype=torch.long).t() if edges else torch.zeros(2, 0, dtype=torch.long)
-    edge_index = torch.cat([e, e.flip(0)], 1)
-    x = torch.stack([torch.as_tensor(rng.integers(0, d, size=n)) for d in ATOM_FEATURE_DIMS], 1).long()
-    x[:, 0] = torch.as_tensor(rng.choice([5, 6, 7, 8, 15], size=n, p=[0.72, 0.12, 0.12, 0.02, 0.02]))
-    edge_attr = torch.zeros(edge_index.size(1), 3, dtype=torch.long)
-    return Data(x=x, edge_index=edge_index, edge_attr=edge_attr, num_nodes=n)
 
 
 def growth(sizes: list[int], total_nodes: int, repeats: int, hidden: int, layers: int, seed: int,
