@@ -107,6 +107,11 @@ def empty_smiles(folder: Path) -> Case:
     return _csv(folder, [("", "1.0")], 1, "", "empty SMILES")
 
 
+def too_many_fields(folder: Path) -> Case:
+    # an unquoted comma inside a value: the row has one field more than the header
+    return _csv(folder, [("CC(C)O", "1.0,2.0")], 1, "CC(C)O", "row has 3 fields but the header has 2")
+
+
 def blank_smiles(folder: Path) -> Case:
     return _csv(folder, [("   ", "1.0")], 1, "   ", "empty SMILES")
 
@@ -420,7 +425,7 @@ def garbage_labels(folder: Path) -> Case:
     return _step_folder(folder, "b_box.step", write, "holds 'hole', expected one integer class per line")
 
 
-MOLECULE_CASES = [invalid_smiles, bad_valence_smiles, unkekulizable_smiles, empty_smiles, blank_smiles,
+MOLECULE_CASES = [invalid_smiles, bad_valence_smiles, unkekulizable_smiles, empty_smiles, blank_smiles, too_many_fields,
                   unknown_element_smiles, unknown_element_sdf, broken_sdf_block, empty_sdf_record, huge_molecule,
                   missing_label, infinite_label, negative_infinite_label, overflowing_label, non_numeric_label,
                   infinite_label_sdf, duplicate_smiles, duplicate_sdf_record]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import math
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
-
-import pandas as pd
+from typing import IO, Iterator, Sequence
 
 from graphssl.data.records import TASK_TYPES, RawRecord, RawSource, check_choice
 from graphssl.errors import DataError
@@ -57,24 +57,40 @@ def _labels_from(row: dict, label_columns: Sequence[str]) -> tuple[list[float], 
     return labels, error
 
 
+def _open_text(path: Path) -> IO[str]:
+    # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first column's name
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
+
+
 def _table_records(
-    chunks: Iterable[pd.DataFrame], smiles_column: str, label_columns: Sequence[str], path: Path
+    path: Path, sep: str, smiles_column: str, label_columns: Sequence[str], header: list[str], limit: int | None
 ) -> Iterator[RawRecord]:
+    """Rows one at a time (bounded memory for any size): a row with more fields than the header
+    is a bad record, reported like any other; missing trailing fields are empty cells."""
+    at = {name: header.index(name) for name in [smiles_column, *label_columns]}
     i = 0
-    try:
-        for frame in chunks:
-            for row in frame.to_dict("records"):
-                smiles = row.get(smiles_column)
-                smiles = None if smiles is None or (isinstance(smiles, float) and math.isnan(smiles)) else str(smiles)
-                labels, error = _labels_from(row, label_columns)
-                yield RawRecord(index=i, smiles=smiles, labels=labels, error=error)
+    with _open_text(path) as handle:
+        reader = csv.reader(handle, delimiter=sep)
+        try:
+            next(reader)  # the header, checked by read_table
+            for row in reader:
+                if limit is not None and i >= limit:
+                    return
+                if not row:
+                    continue  # blank lines are not records
+                cell = lambda name: row[at[name]] if at[name] < len(row) else ""  # noqa: E731
+                smiles = cell(smiles_column)
+                if len(row) > len(header):
+                    error = f"row has {len(row)} fields but the header has {len(header)} (a separator inside a value?)"
+                    yield RawRecord(index=i, smiles=smiles, labels=[math.nan] * len(label_columns), error=error)
+                else:
+                    labels, error = _labels_from({c: cell(c) for c in label_columns}, label_columns)
+                    yield RawRecord(index=i, smiles=smiles, labels=labels, error=error)
                 i += 1
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read table '{path}' after row {i}: {exc}") from None
-
-
-# Rows read per chunk: large tables (MOSES has 1.9 million rows) stream in bounded memory.
-_CHUNK_ROWS = 100_000
+        except (csv.Error, UnicodeDecodeError, OSError, EOFError) as exc:
+            raise DataError(f"cannot read table '{path}' after record {i}: {exc}") from None
 
 
 def read_table(
@@ -84,15 +100,19 @@ def read_table(
     limit: int | None = None,
     sep: str | None = None,
 ) -> Iterator[RawRecord]:
-    """Records of a CSV/TSV file (separator from the extension unless ``sep`` is given)."""
+    """Records of a CSV/TSV file, optionally gzipped (separator from the extension unless
+    ``sep`` is given). Every cell is read as text; labels are parsed by :func:`parse_label`."""
     path = Path(path)
     if sep is None:
         sep = "\t" if path.suffix.lower() in {".tsv", ".tab"} or path.name.endswith(".tsv.gz") else ","
-    options = dict(sep=sep, dtype=str, keep_default_na=False)
     try:
-        columns = list(pd.read_csv(path, nrows=0, **options).columns)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        with _open_text(path) as handle:
+            header = next(csv.reader(handle, delimiter=sep), None)
+    except (csv.Error, UnicodeDecodeError, OSError, EOFError) as exc:
         raise DataError(f"cannot read table '{path}': {exc}") from None
+    if not header:
+        raise DataError(f"cannot read table '{path}': the file is empty (no header row)")
+    columns = header
     if smiles_column is None:
         guesses = [c for c in columns if c.lower() in {"smiles", "smi", "canonical_smiles", "mol"}]
         if not guesses:
@@ -101,8 +121,7 @@ def read_table(
     missing = [c for c in [smiles_column, *label_columns] if c not in columns]
     if missing:
         raise DataError(f"'{path}' has no column(s) {missing}; its columns are {columns}")
-    chunks = pd.read_csv(path, nrows=limit, chunksize=_CHUNK_ROWS, **options)
-    return _table_records(chunks, smiles_column, label_columns, path)
+    return _table_records(path, sep, smiles_column, label_columns, header, limit)
 
 
 def read_smi(path: str | Path, limit: int | None = None) -> Iterator[RawRecord]:
