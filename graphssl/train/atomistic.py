@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
-from torch_geometric.utils import scatter
 from tqdm.auto import tqdm
 
 from graphssl.atomistic.encoder import GeometricEncoder
@@ -38,7 +37,7 @@ from graphssl.errors import ConfigError, DataError
 from graphssl.metrics import is_better
 from graphssl.objectives.denoise import coordinate_noise, displaced, remove_mean
 from graphssl.train.checkpoint import load_checkpoint, save_checkpoint
-from graphssl.train.runtime import resolve_device, seed_everything, set_threads
+from graphssl.train.runtime import start_finetuning
 
 METRIC = "force_mae"
 MAX_Z = 120
@@ -181,11 +180,7 @@ def finetune_energy_forces(config: RunConfig, checkpoint: str | Path | None = No
     from graphssl.train.finetune import FinetuneResult, build_finetune_encoder, load_pretrained, make_split
 
     ft = config.finetune
-    set_threads(config.threads)
-    seed_everything(ft.seed)
-    device = resolve_device(config.device)
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    device, out = start_finetuning(config)
     if dataset is None:
         dataset = load_dataset(ft.task, config.cache_dir, progress=config.progress)
     if ft.mode != "full":

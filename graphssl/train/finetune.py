@@ -26,7 +26,7 @@ import torch
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from graphssl.config import DataConfig, FinetuneConfig, ModelConfig, RunConfig, from_dict, save_config
+from graphssl.config import FinetuneConfig, ModelConfig, RunConfig, from_dict, save_config
 from graphssl.data.dataset import MoleculeDataset, load_dataset
 from graphssl.data.splits import random_split, scaffold_split, subsample_fraction
 from graphssl.atomistic.encoder import GeometricEncoder
@@ -37,7 +37,7 @@ from graphssl.losses import masked_bce_with_logits, masked_mse
 from graphssl.metrics import compute_metric, is_better
 from graphssl.nn.heads import PredictionHead, PropertyModel
 from graphssl.train.checkpoint import load_checkpoint, save_checkpoint
-from graphssl.train.runtime import resolve_device, seed_everything, set_threads
+from graphssl.train.runtime import start_finetuning
 
 SELECTION_RULE = "test score at the epoch with the best validation score"
 
@@ -179,11 +179,7 @@ def finetune(
     ``output_dir/result.json``.
     """
     ft = config.finetune
-    set_threads(config.threads)
-    seed_everything(ft.seed)
-    device = resolve_device(config.device)
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    device, out = start_finetuning(config)
     if dataset is None:
         dataset = load_dataset(ft.task, config.cache_dir, progress=config.progress)
     if dataset.task_type is None:

@@ -6,6 +6,7 @@ import os
 import platform
 import random
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +39,15 @@ def set_threads(threads: int | None) -> None:
         if threads < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
+
+
+def start_finetuning(config) -> tuple[torch.device, Path]:
+    """Threads, seed, device and output folder of a fine-tuning run (``config``: a RunConfig)."""
+    set_threads(config.threads)
+    seed_everything(config.finetune.seed)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return resolve_device(config.device), out
 
 
 def library_versions() -> dict[str, str]:

@@ -33,7 +33,7 @@ from graphssl.nn.heads import PredictionHead
 from graphssl.train.checkpoint import load_checkpoint, save_checkpoint
 from graphssl.train.finetune import (FinetuneResult, Split, build_finetune_encoder, load_pretrained,
                                      make_split)
-from graphssl.train.runtime import resolve_device, seed_everything, set_threads
+from graphssl.train.runtime import start_finetuning
 
 __all__ = ["SegmentationModel", "SegmentationResult", "face_accuracy", "finetune_segmentation", "mean_iou"]
 
@@ -136,11 +136,7 @@ def finetune_segmentation(config: RunConfig, checkpoint: str | Path | None = Non
     ``finetune.save_checkpoints``) into ``config.output_dir``.
     """
     ft = config.finetune
-    set_threads(config.threads)
-    seed_everything(ft.seed)
-    device = resolve_device(config.device)
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    device, out = start_finetuning(config)
     _check_options(config)
     if dataset is None:
         from graphssl.data.dataset import load_dataset
