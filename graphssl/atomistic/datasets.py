@@ -23,12 +23,10 @@ import tempfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from graphssl.atomistic.adapters import from_ase, from_positions, from_pymatgen, read_structures
@@ -38,6 +36,7 @@ from graphssl.atomistic.store import AtomisticStore
 from graphssl.config import DataConfig
 from graphssl.data.packaged import packaged_file
 from graphssl.data.featurise import label_problem
+from graphssl.data.stored import StoredGraphs
 from graphssl.data.records import TASK_TYPES, BuildReport, FirstSeen, check_choice, rules_key, shorten
 from graphssl.data.registry import QM9_TARGETS
 from graphssl.data.tables import file_identity, parse_label
@@ -102,46 +101,19 @@ def matbench_folds(n_items: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(train.astype(np.int64), test.astype(np.int64)) for train, test in folds]
 
 
-class AtomisticDataset(Dataset):
+class AtomisticDataset(StoredGraphs):
     """A featurised atomistic data set: ``dataset[i]`` is an :class:`AtomisticData` with ``y``
     ``[1, num_tasks]`` (NaN = missing) and, when the source has them, energy, forces, stress."""
 
-    def __init__(self, store: AtomisticStore, name: str, task_names: list[str], task_type: str | None,
-                 metric: str | None, report: BuildReport, indices: np.ndarray | None = None) -> None:
-        self.store = store
-        self.name = name
-        self.task_names = task_names
-        self.task_type = task_type
-        self.metric = metric
-        self.report = report
-        self.indices = np.arange(len(store)) if indices is None else np.asarray(indices, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> AtomisticData:
-        return self.store.get(int(self.indices[i]))
+    store: AtomisticStore
 
     @property
     def feature_spec(self):
         return atomistic_feature_spec()
 
     @property
-    def num_tasks(self) -> int:
-        return len(self.task_names)
-
-    @property
     def names(self) -> list[str]:
         return [self.store.names[int(i)] for i in self.indices]
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self.store.t["y"][torch.as_tensor(self.indices)]
-
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "AtomisticDataset":
-        """A view on the given positions of this data set."""
-        return AtomisticDataset(self.store, self.name, self.task_names, self.task_type, self.metric,
-                                self.report, self.indices[np.asarray(indices, dtype=np.int64)])
 
 
 # --------------------------------------------------------------------------- registered sources

@@ -5,10 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
-import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
@@ -20,51 +17,21 @@ from graphssl.data.records import BuildReport, FirstSeen, RawSource, rules_key
 from graphssl.data.registry import get_dataset_info
 from graphssl.data.shards import ShardedDataset, is_sharded
 from graphssl.data.store import GraphStore
+from graphssl.data.stored import StoredGraphs
 from graphssl.data.tables import user_source
 from graphssl.data.tasks import TaskSelection
 from graphssl.errors import DataError
 
 
-class MoleculeDataset(MoleculeGraphsMixin, Dataset):
+class MoleculeDataset(MoleculeGraphsMixin, StoredGraphs):
     """A featurised data set: ``dataset[i]`` is a ``Data`` with ``x``, ``edge_index``,
     ``edge_attr``, ``y`` (shape ``[1, num_tasks]``, NaN = missing) and ``smiles``."""
 
-    def __init__(
-        self,
-        store: GraphStore,
-        name: str,
-        task_names: list[str],
-        task_type: str | None,
-        metric: str | None,
-        report: BuildReport,
-        indices: np.ndarray | None = None,
-    ) -> None:
-        self.store = store
-        self.name = name
-        self.task_names = task_names
-        self.task_type = task_type
-        self.metric = metric
-        self.report = report
-        self.indices = np.arange(len(store)) if indices is None else np.asarray(indices, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> Data:
-        return self.store.get(int(self.indices[i]))
+    store: GraphStore
 
     @property
     def smiles(self) -> list[str]:
         return [self.store.smiles[int(i)] for i in self.indices]
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self.store.t["y"][torch.as_tensor(self.indices)]
-
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "MoleculeDataset":
-        """A view on the given positions of this data set."""
-        return MoleculeDataset(self.store, self.name, self.task_names, self.task_type, self.metric,
-                               self.report, self.indices[np.asarray(indices, dtype=np.int64)])
 
 
 class PrecomputedDataset(Dataset):
