@@ -314,6 +314,27 @@ def unknown_element_frame(folder: Path) -> Case:
     return _frames(folder, _frame(["Qq 0 0 0 0 0 0", "Cu 2 2 2 0 0 0"]), "unknown element 'Qq'")
 
 
+def corrupted_database_row(folder: Path) -> Case:
+    """An ASE database of three structures with energies whose second row's positions blob is
+    cut to one byte (what a crash mid-write or a bad copy leaves)."""
+    import sqlite3
+
+    import ase.db
+    import numpy as np
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "frames.db"
+    database = ase.db.connect(str(path))
+    for k, atoms in enumerate(_good_structures()[:3]):
+        atoms.calc = SinglePointCalculator(atoms, energy=-1.0 - k, forces=np.zeros((len(atoms), 3)))
+        database.write(atoms)
+    with sqlite3.connect(path) as connection:
+        connection.execute("update systems set positions = X'00' where id = 2")
+    return Case(DataConfig(path=str(path)), 1, "structure 1 ('frames.db[id=2]')", "frames.db[id=2]",
+                "database row 2 cannot be read", 2)
+
+
 def garbage_frame(folder: Path) -> Case:
     return _frames(folder, _frame(["Cu 0 0 zero 0 0 0", "Cu 2 2 2 0 0 0"]), "frame starting at line")
 
@@ -433,7 +454,7 @@ STRUCTURE_CASES = [overlapping_atoms, zero_volume_cell, no_neighbour_within_cuto
                    non_finite_coordinates, empty_structure_file, truncated_structure_file, huge_structure,
                    infinite_structure_label, missing_structure_label, duplicate_structure, unknown_element_frame,
                    garbage_frame, infinite_energy_frame, non_finite_frame, overlapping_frame, duplicate_frame,
-                   truncated_frames, unframeable_frames]
+                   truncated_frames, unframeable_frames, corrupted_database_row]
 BREP_CASES = [empty_step, truncated_step, garbage_text_step, garbage_binary_step, header_only_step, duplicate_step,
               wrong_label_count, garbage_labels]
 DATA_CASES: dict[str, Callable[[Path], Case]] = {f.__name__: f for f in MOLECULE_CASES + STRUCTURE_CASES + BREP_CASES}

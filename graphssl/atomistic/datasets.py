@@ -389,11 +389,20 @@ def _db_frames(path: Path, limit: int | None, offset: int = 0) -> Iterator[tuple
     import ase.db
 
     try:
-        # ase.db reads "no limit" as limit=None; rows come in id order, so the window is stable
-        for row in ase.db.connect(str(path)).select(limit=limit, offset=offset):
-            yield f"{path.name}[id={row.id}]", row.toatoms(), None
+        database = ase.db.connect(str(path))
+        # ids first, then one row at a time: a row that cannot be decoded is one bad record, not
+        # the end of the build. ase.db reads "no limit" as limit=None; ids come in order.
+        ids = [row.id for row in database.select(limit=limit, offset=offset, columns=["id"])]
     except Exception as exc:  # sqlite / JSON back ends raise their own exception types
         raise DataError(f"cannot read rows from the ASE database '{path}': {type(exc).__name__}: {exc}") from None
+    for row_id in ids:
+        name = f"{path.name}[id={row_id}]"
+        try:
+            atoms = database.get(id=row_id).toatoms()
+        except Exception as exc:  # a corrupted row: wrong blob sizes, unparseable JSON
+            yield name, None, f"database row {row_id} cannot be read: {type(exc).__name__}: {exc}"
+            continue
+        yield name, atoms, None
 
 
 def user_atomistic_source(config: DataConfig) -> AtomisticSource:
