@@ -83,6 +83,10 @@ class CoordinateDenoising(nn.Module):
         sigma: noise standard deviation in Angstrom (0.04 is common).
     """
 
+    # the backbone carries SCD's conditioning layers, which plain denoising never uses; the
+    # distributed wrapper must look for parameters without gradients
+    find_unused_parameters = True
+
     def __init__(self, encoder: GeometricBackbone, sigma: float = 0.04) -> None:
         super().__init__()
         if sigma <= 0:
