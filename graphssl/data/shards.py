@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from graphssl.config import DataConfig
 from graphssl.data.featurise import MoleculeGraphsMixin, duplicate_reason, featurise_record, record_text
-from graphssl.data.records import BuildReport, FirstSeen, RawRecord
+from graphssl.data.records import BuildReport, FirstSeen, RawRecord, RawSource
 from graphssl.data.store import GraphStore
 from graphssl.errors import DataError
 
@@ -165,7 +165,7 @@ class PrepareReport:
 
 
 def prepare_shards(
-    source,
+    source: RawSource,
     config: DataConfig,
     out_dir: str | Path,
     workers: int = 1,
@@ -174,7 +174,7 @@ def prepare_shards(
 ) -> PrepareReport:
     """Featurise ``source`` (a :class:`RawSource` of molecules) into ``out_dir``.
 
-    Writes ``shard-NNNNN.pt`` files of ``shard_size`` graphs, ``report.json`` (every skipped
+    Writes ``shard-NNNNN.pt`` files of at most ``shard_size`` graphs, ``report.json`` (every skipped
     record with its reason) and, last, ``manifest.json``: a folder without a manifest is an
     unfinished preparation. ``config.on_error`` decides whether a bad record stops the run
     (``raise``) or is skipped and reported (``skip``).
