@@ -106,3 +106,30 @@ def test_denoising_needs_a_geometric_backbone():
         CoordinateDenoising(encoder)
     with pytest.raises(ConfigError, match="drop_prob"):
         SCD(_backbone("schnet"), drop_prob=1.5)
+
+
+def _standardise_on_rank(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    norm = RunningStandardiser().train()
+    target = torch.tensor([1.0, 2.0, 3.0]) if rank == 0 else torch.tensor([10.0, 20.0, 30.0, 40.0, 50.0])
+    norm(target)
+    torch.save({"mean": norm.mean.clone(), "var": norm.var.clone()}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_running_statistics_are_those_of_the_global_batch_across_processes(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_standardise_on_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
+    union = torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    for rank in range(2):
+        stats = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert torch.allclose(stats["mean"], union.mean()), rank
+        assert torch.allclose(stats["var"], union.var(unbiased=False)), rank

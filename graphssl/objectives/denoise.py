@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
@@ -65,6 +66,14 @@ class RunningStandardiser(nn.Module):
         if self.training and target.numel():
             with torch.no_grad():
                 mean, var = target.mean(), target.var(unbiased=False)
+                if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                    # every process normalises with the statistics of the whole global batch, so
+                    # the replicas' running statistics never drift apart
+                    count = torch.tensor(float(target.numel()), device=target.device, dtype=torch.float64)
+                    stats = torch.stack([mean.double() * count, (var.double() + mean.double() ** 2) * count, count])
+                    dist.all_reduce(stats)
+                    mean64 = stats[0] / stats[2]
+                    mean, var = mean64.to(mean.dtype), (stats[1] / stats[2] - mean64 ** 2).clamp(min=0).to(var.dtype)
                 if int(self.seen) == 0:
                     self.mean.copy_(mean)
                     self.var.copy_(var)
