@@ -36,7 +36,7 @@ from graphssl.data.splits import subsample_fraction
 from graphssl.errors import ConfigError, DataError
 from graphssl.metrics import is_better
 from graphssl.objectives.denoise import coordinate_noise, displaced, remove_mean
-from graphssl.train.checkpoint import load_checkpoint, save_checkpoint
+from graphssl.train.checkpoint import save_checkpoint
 from graphssl.train.runtime import start_finetuning
 
 METRIC = "force_mae"
@@ -177,7 +177,8 @@ def finetune_energy_forces(config: RunConfig, checkpoint: str | Path | None = No
     ``finetune.save_checkpoints``) into ``output_dir``.
     """
     from graphssl.data.dataset import load_dataset
-    from graphssl.train.finetune import FinetuneResult, build_finetune_encoder, load_pretrained, make_split
+    from graphssl.train.finetune import (FinetuneResult, build_finetune_encoder, load_pretrained, make_split,
+                                         resume_finetuning)
 
     ft = config.finetune
     device, out = start_finetuning(config)
@@ -210,16 +211,10 @@ def finetune_energy_forces(config: RunConfig, checkpoint: str | Path | None = No
     start_epoch, history, best_state = 0, [], None
     best_epoch, best_valid = 0, float("nan")
     last = out / "last.pt"
-    if ft.save_checkpoints and ft.resume and last.is_file():
-        state = load_checkpoint(last, map_location=device)
-        if state.get("kind") != "finetune-state":
-            raise ConfigError(f"'{last}' is a {state.get('kind')!r} checkpoint, not a fine-tuning state to resume; "
-                              "give fine-tuning its own output_dir (or set finetune.resume=false)")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+    state = resume_finetuning(config, "finetune-state", model, optimizer, device, checkpoint)
+    if state is not None:
         start_epoch, history = state["epoch"], list(state["history"])
         best_epoch, best_valid, best_state = state["best_epoch"], state["best_valid"], state["best_model"]
-        torch.set_rng_state(state["rng"])
 
     t0 = time.perf_counter()
     epochs = tqdm(range(start_epoch, ft.epochs), desc=f"finetune {dataset.name} (energy+forces)",
@@ -261,6 +256,7 @@ def finetune_energy_forces(config: RunConfig, checkpoint: str | Path | None = No
                 "epoch": epoch + 1, "history": history, "best_epoch": best_epoch, "best_valid": best_valid,
                 "best_model": best_state if best_state is not None else model.state_dict(),
                 "rng": torch.get_rng_state(), "config": config.to_dict(),
+                "checkpoint": str(checkpoint) if checkpoint else None,
             })
 
     # The test set is scored once, with the weights of the best validation epoch.

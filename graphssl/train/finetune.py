@@ -121,6 +121,35 @@ def _without_epochs(section: Any) -> Any:
     return {k: v for k, v in section.items() if k not in ("epochs", "resume")}
 
 
+def resume_finetuning(config: RunConfig, kind: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                      device: torch.device, checkpoint: str | Path | None = None) -> dict[str, Any] | None:
+    """Continue a fine-tuning run from ``output_dir/last.pt``, when it exists and resuming is on.
+
+    Loads the model, optimiser and random state and returns the saved state for the loop's own
+    fields (epoch, history, best scores); None when there is nothing to resume. A state of
+    another ``kind`` or written with other model, fine-tuning or pretrained-checkpoint settings
+    is refused (more epochs is a valid resume).
+    """
+    ft = config.finetune
+    last = Path(config.output_dir) / "last.pt"
+    if not (ft.save_checkpoints and ft.resume and last.is_file()):
+        return None
+    state = load_checkpoint(last, map_location=device)
+    if state.get("kind") != kind:
+        raise CheckpointError(f"'{last}' is a {state.get('kind')!r} checkpoint, not a {kind!r} one to resume; "
+                              "use another output_dir, or set finetune.resume=false")
+    saved, current = state.get("config", {}), config.to_dict()
+    changed = [k for k in ("model", "finetune") if _without_epochs(saved.get(k)) != _without_epochs(current[k])]
+    if changed or state.get("checkpoint") != (str(checkpoint) if checkpoint else None):
+        raise CheckpointError(f"'{last}' belongs to a fine-tuning run with different settings "
+                              f"({', '.join(changed) or 'pretrained checkpoint'}); use another output_dir, "
+                              "delete it, or set finetune.resume=false")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])
+    return state
+
+
 @torch.no_grad()
 def predict(model: PropertyModel, dataset: MoleculeDataset, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """Raw model outputs (logits or standardised values) for every graph, in order."""
@@ -232,24 +261,11 @@ def finetune(
     start_epoch, best, best_state, history = 0, None, None, []
     best_epoch, best_valid, best_test = 0, float("nan"), float("nan")
     last = out / "last.pt"
-    if ft.save_checkpoints and ft.resume and last.is_file():
-        state = load_checkpoint(last, map_location=device)
-        if state.get("kind") != "finetune-state":
-            raise CheckpointError(f"'{last}' is a {state.get('kind')!r} checkpoint, not a fine-tuning state; "
-                                  "use another output_dir for fine-tuning")
-        saved = state.get("config", {})
-        current = config.to_dict()
-        changed = [k for k in ("model", "finetune") if _without_epochs(saved.get(k)) != _without_epochs(current[k])]
-        if changed or state.get("checkpoint") != (str(checkpoint) if checkpoint else None):
-            raise CheckpointError(f"'{last}' belongs to a fine-tuning run with different settings "
-                                  f"({', '.join(changed) or 'pretrained checkpoint'}); use another output_dir, "
-                                  "delete it, or set finetune.resume=false")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+    state = resume_finetuning(config, "finetune-state", model, optimizer, device, checkpoint)
+    if state is not None:
         start_epoch, history = state["epoch"], list(state["history"])
         best_epoch, best_valid, best_test = state["best_epoch"], state["best_valid"], state["best_test"]
         best, best_state = (best_valid if best_epoch else None), state["best_model"]
-        torch.set_rng_state(state["rng"])
 
     t0 = time.perf_counter()
     epochs = tqdm(range(start_epoch, ft.epochs), desc=f"finetune {dataset.name}", disable=not config.progress,

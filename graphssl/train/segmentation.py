@@ -27,12 +27,12 @@ from tqdm.auto import tqdm
 from graphssl.config import RunConfig, save_config
 from graphssl.data.splits import subsample_fraction
 from graphssl.encoders.factory import is_geometric
-from graphssl.errors import CheckpointError, ConfigError, DataError
+from graphssl.errors import ConfigError, DataError
 from graphssl.metrics import is_better
 from graphssl.nn.heads import PredictionHead
-from graphssl.train.checkpoint import load_checkpoint, save_checkpoint
+from graphssl.train.checkpoint import save_checkpoint
 from graphssl.train.finetune import (FinetuneResult, Split, build_finetune_encoder, load_pretrained,
-                                     make_split)
+                                     make_split, resume_finetuning)
 from graphssl.train.runtime import start_finetuning
 
 __all__ = ["SegmentationModel", "SegmentationResult", "face_accuracy", "finetune_segmentation", "mean_iou"]
@@ -174,16 +174,10 @@ def finetune_segmentation(config: RunConfig, checkpoint: str | Path | None = Non
     best = {"epoch": 0, "valid": float("nan"), "test": float("nan"), "valid_acc": float("nan"),
             "test_acc": float("nan")}
     last = out / "last.pt"
-    if ft.save_checkpoints and ft.resume and last.is_file():
-        state = load_checkpoint(last, map_location=device)
-        if state.get("kind") != STATE_KIND:
-            raise CheckpointError(f"'{last}' is a {state.get('kind')!r} checkpoint, not a segmentation run's; "
-                                  "use another output_dir or set finetune.resume=false")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+    state = resume_finetuning(config, STATE_KIND, model, optimizer, device, checkpoint)
+    if state is not None:
         start_epoch, history = state["epoch"], list(state["history"])
         best, best_state = dict(state["best"]), state["best_model"]
-        torch.set_rng_state(state["rng"])
 
     t0 = time.perf_counter()
     epochs = tqdm(range(start_epoch, ft.epochs), desc=f"segment {dataset.name}", disable=not config.progress,
@@ -204,6 +198,7 @@ def finetune_segmentation(config: RunConfig, checkpoint: str | Path | None = Non
                 "epoch": epoch + 1, "history": history, "best": best,
                 "best_model": best_state if best_state is not None else model.state_dict(),
                 "rng": torch.get_rng_state(), "config": config.to_dict(),
+                "checkpoint": str(checkpoint) if checkpoint else None,
             })
 
     result = SegmentationResult(
