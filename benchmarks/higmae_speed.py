@@ -31,11 +31,11 @@ import torch
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
-from graphssl.config import DataConfig, ModelConfig
+from graphssl.core.config import DataConfig, ModelConfig
 from graphssl.data.dataset import load_dataset
-from graphssl.encoders import build_encoder
+from graphssl.nn import build_encoder
 from graphssl.objectives import build_objective
-from graphssl.train.runtime import library_versions, machine_description
+from graphssl.engine.runtime import library_versions, machine_description
 from graphssl.transforms.coarsen import Coarsen
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling modules

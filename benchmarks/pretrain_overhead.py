@@ -45,10 +45,10 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GIN
 
-from graphssl.adapters.features import ATOM_FEATURE_DIMS
-from graphssl.config import DataConfig, ModelConfig
+from graphssl.molecule.features import ATOM_FEATURE_DIMS
+from graphssl.core.config import DataConfig, ModelConfig
 from graphssl.data.dataset import load_dataset
-from graphssl.encoders import build_encoder
+from graphssl.nn import build_encoder
 from graphssl.objectives import build_objective
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling modules
@@ -408,7 +408,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     load_start = os.getloadavg()
-    from graphssl.train.runtime import library_versions, machine_description
+    from graphssl.engine.runtime import library_versions, machine_description
 
     per_round = max(1, args.steps // args.rounds)
     n_mol = per_round * args.batch_size

@@ -27,11 +27,11 @@ from pathlib import Path
 import psutil
 import torch
 
-from graphssl.config import DataConfig, load_config
+from graphssl.core.config import DataConfig, load_config
 from graphssl.data.dataset import resolve_source
 from graphssl.data.sampler import StepSampler
-from graphssl.data.shards import ShardedDataset, prepare_shards
-from graphssl.train.runtime import library_versions, machine_description
+from graphssl.molecule.shards import ShardedDataset, prepare_shards
+from graphssl.engine.runtime import library_versions, machine_description
 
 MB = 2**20
 
@@ -134,7 +134,7 @@ def stream_epoch(shards: Path, batch_size: int) -> dict:
 
 
 def stream_pretraining(shards: Path, out: Path, steps: int) -> dict:
-    from graphssl.train.pretrain import pretrain
+    from graphssl.engine.pretrain import pretrain
 
     config = load_config(None, [
         f"data.path={shards}", f"output_dir={out / 'pretrain'}", "pretrain.resume=false", "pretrain.epochs=1",

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from graphssl.adapters.features import ATOM_FEATURE_DIMS
+from graphssl.molecule.features import ATOM_FEATURE_DIMS
 
 
 def molecule_like_graph(

@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from graphssl.config import DataConfig, FinetuneConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
+from graphssl.core.config import DataConfig, FinetuneConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
 from graphssl.data.dataset import load_dataset
-from graphssl.train.pretrain import pretrain
-from graphssl.train.segmentation import finetune_segmentation
+from graphssl.engine.pretrain import pretrain
+from graphssl.engine.segmentation import finetune_segmentation
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     out = Path(args.out)
     folder = Path(args.folder) if args.folder else out / "parts"
     if args.folder is None and not (folder / "classes.txt").is_file():
-        from graphssl.data.brep_generate import generate_dataset
+        from graphssl.brep.generate import generate_dataset
 
         report = generate_dataset(60, folder, seed=0)
         print(f"generated {report.n_parts} parts in {report.seconds:.1f} s; faces per class: {report.class_counts}")

@@ -13,9 +13,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from graphssl.config import DataConfig, FinetuneConfig, RunConfig
+from graphssl.core.config import DataConfig, FinetuneConfig, RunConfig
 from graphssl.data.packaged import packaged_file
-from graphssl.train.finetune import finetune, load_pretrained
+from graphssl.engine.finetune import finetune, load_pretrained
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ import json
 from pathlib import Path
 
 from graphssl.atomistic.emt import generate_emt
-from graphssl.config import DataConfig, FinetuneConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
-from graphssl.train.finetune import finetune
-from graphssl.train.pretrain import pretrain
+from graphssl.core.config import DataConfig, FinetuneConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
+from graphssl.engine.finetune import finetune
+from graphssl.engine.pretrain import pretrain
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ import argparse
 import os
 from pathlib import Path
 
-from graphssl.adapters.molecule import mol_from_smiles, mol_to_data
-from graphssl.config import DataConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
-from graphssl.train.pretrain import pretrain
+from graphssl.molecule.adapter import mol_from_smiles, mol_to_data
+from graphssl.core.config import DataConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
+from graphssl.engine.pretrain import pretrain
 from graphssl.transforms.coarsen import Coarsen
 
 PALETTE = [(0.95, 0.6, 0.6), (0.6, 0.8, 0.95), (0.65, 0.9, 0.65), (0.95, 0.85, 0.5), (0.8, 0.65, 0.95),

@@ -14,10 +14,10 @@ from torch import nn
 from torch_geometric.loader import DataLoader
 from torch_geometric.nn import GATv2Conv
 
-from graphssl.config import DataConfig
+from graphssl.core.config import DataConfig
 from graphssl.data.dataset import load_dataset
-from graphssl.encoders import Encoder
-from graphssl.encoders.factory import molecule_feature_spec
+from graphssl.nn import Encoder
+from graphssl.nn.factory import molecule_feature_spec
 from graphssl.objectives import AttrMask
 
 

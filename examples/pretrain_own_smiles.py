@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from graphssl.config import DataConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
-from graphssl.train.pretrain import pretrain
+from graphssl.core.config import DataConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
+from graphssl.engine.pretrain import pretrain
 
 
 def main() -> None:

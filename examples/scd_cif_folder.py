@@ -15,8 +15,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from graphssl.config import DataConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
-from graphssl.train.pretrain import pretrain
+from graphssl.core.config import DataConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
+from graphssl.engine.pretrain import pretrain
 
 
 def write_example_cifs(folder: Path, count: int = 50) -> Path:

@@ -8,7 +8,7 @@ import shlex
 import signal
 import sys
 
-from graphssl.errors import GraphSSLError, RunInterrupted
+from graphssl.core.errors import GraphSSLError, RunInterrupted
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +18,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from graphssl.options_help import options_text
+    from graphssl.core.options import options_text
 
     epilog = options_text()
     parser = argparse.ArgumentParser(prog="graphssl", description="Self-supervised pretraining of graph neural networks.")
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace):
-    from graphssl.config import load_config
+    from graphssl.core.config import load_config
 
     return load_config(args.config, args.overrides)
 
@@ -91,12 +91,12 @@ def _load(args: argparse.Namespace):
 def _prepare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from graphssl.config import DataConfig
-    from graphssl.data.brep_dataset import is_brep
+    from graphssl.core.config import DataConfig
+    from graphssl.brep.dataset import is_brep
     from graphssl.data.dataset import is_atomistic, resolve_source
     from graphssl.data.registry import catalogue
-    from graphssl.errors import DataError
-    from graphssl.data.shards import prepare_shards
+    from graphssl.core.errors import DataError
+    from graphssl.molecule.shards import prepare_shards
 
     by_name = args.name in {entry[0] for entry in catalogue()}
     config = DataConfig(name=args.name if by_name else None, path=None if by_name else str(Path(args.name)),
@@ -119,13 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     command = "graphssl " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
         if args.command == "pretrain":
-            from graphssl.train.pretrain import pretrain
+            from graphssl.engine.pretrain import pretrain
 
             path = pretrain(_load(args))
             if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the whole run
                 print(f"pretrained encoder written to {path}")
         elif args.command == "finetune":
-            from graphssl.train.finetune import SELECTION_RULE, finetune
+            from graphssl.engine.finetune import SELECTION_RULE, finetune
 
             result = finetune(_load(args), checkpoint=args.checkpoint)
             print(f"{result.task}: valid {result.metric} {result.valid:.4f}, test {result.metric} {result.test:.4f} "
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 return run(args)
             elif args.data_command == "generate":
-                from graphssl.data.brep_generate import generate_dataset
+                from graphssl.brep.generate import generate_dataset
 
                 report = generate_dataset(args.n, args.out, seed=args.seed, progress=not args.no_progress)
                 print(f"wrote {report.n_parts} parts to {report.out_dir} in {report.seconds:.1f} s "

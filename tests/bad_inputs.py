@@ -3,7 +3,7 @@
 Each ``DATA_CASES`` builder writes one bad record among a few good ones into an empty folder
 and returns a :class:`Case`: the ``DataConfig`` that reads it (``on_error`` is left to the
 test), how errors and reports name the bad record, and a substring of the reason it is bad.
-``CONFIG_CASES`` are malformed run configurations for :func:`graphssl.config.load_config`.
+``CONFIG_CASES`` are malformed run configurations for :func:`graphssl.core.config.load_config`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from graphssl.config import DataConfig
+from graphssl.core.config import DataConfig
 
 GOOD_SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"]
 
@@ -379,7 +379,7 @@ def _step_folder(folder: Path, bad_name: str, write_bad: Callable[[Path], None],
     """Two labelled boxes (a_, c_) around the bad STEP file ``bad_name`` (part 1)."""
     from OCP.BRepPrimAPI import BRepPrimAPI_MakeBox
 
-    from graphssl.data.brep_generate import write_step
+    from graphssl.brep.generate import write_step
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, size in (("a_box.step", (40.0, 30.0, 20.0)), ("c_box.step", (10.0, 20.0, 30.0))):
@@ -438,7 +438,7 @@ def garbage_labels(folder: Path) -> Case:
     def write(path: Path) -> None:
         from OCP.BRepPrimAPI import BRepPrimAPI_MakeBox
 
-        from graphssl.data.brep_generate import write_step
+        from graphssl.brep.generate import write_step
 
         write_step(BRepPrimAPI_MakeBox(5.0, 5.0, 5.0).Shape(), path)
         path.with_suffix(".labels").write_text("0\nhole\n0\n0\n0\n0\n")

@@ -24,7 +24,7 @@ from graphssl.atomistic.adapters import (
     read_structures,
 )
 from graphssl.atomistic.graph import AtomisticData, edge_vectors
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 F32 = {"atol": 1e-5, "rtol": 1e-5}
 

@@ -25,10 +25,10 @@ from graphssl.atomistic.emt import generate_emt
 from graphssl.atomistic.graph import edge_vectors
 from graphssl.atomistic.neighbors import radius_graph
 from graphssl.atomistic.store import AtomisticStore
-from graphssl.config import DataConfig
+from graphssl.core.config import DataConfig
 from graphssl.data.packaged import packaged_file
 from graphssl.data.registry import HARTREE_TO_EV, QM9_TARGETS
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 
 def _load(config: DataConfig, cache: Path):

@@ -15,7 +15,7 @@ from torch_geometric.data import Batch
 
 from graphssl.atomistic.graph import AtomisticData, edge_vectors
 from graphssl.atomistic.neighbors import NeighborList, radius_graph
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 
 def _fcc_rattled(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -22,19 +22,19 @@ from graphssl.atomistic.encoder import GeometricEncoder
 from graphssl.atomistic.graph import AtomisticData
 from graphssl.atomistic.heads import EnergyHead, VectorHead
 from graphssl.cli import main
-from graphssl.config import DataConfig, FinetuneConfig, ModelConfig, load_config
+from graphssl.core.config import DataConfig, FinetuneConfig, ModelConfig, load_config
 from graphssl.data.dataset import load_dataset
-from graphssl.encoders import build_encoder
-from graphssl.errors import ConfigError
-from graphssl.train.atomistic import (
+from graphssl.nn import build_encoder
+from graphssl.core.errors import ConfigError
+from graphssl.engine.atomistic import (
     EnergyForceModel,
     evaluate,
     fit_reference_energies,
     noisy_nodes_batch,
     noisy_nodes_loss,
 )
-from graphssl.train.checkpoint import load_checkpoint
-from graphssl.train.finetune import SELECTION_RULE, finetune, make_split, matbench_split
+from graphssl.engine.checkpoint import load_checkpoint
+from graphssl.engine.finetune import SELECTION_RULE, finetune, make_split, matbench_split
 
 TINY = ["model.backbone=painn", "model.hidden=16", "model.num_layers=2", "progress=false", "threads=2"]
 

@@ -28,7 +28,7 @@ from OCP.TopExp import TopExp  # noqa: E402
 from OCP.TopoDS import TopoDS  # noqa: E402
 from torch_geometric.data import Batch  # noqa: E402
 
-from graphssl.adapters.brep import (  # noqa: E402
+from graphssl.brep.adapter import (  # noqa: E402
     CONVEXITY,
     CURVE_TYPES,
     SURFACE_TYPES,
@@ -36,8 +36,8 @@ from graphssl.adapters.brep import (  # noqa: E402
     solid_to_data,
     step_to_graphs,
 )
-from graphssl.data import brep_generate as gen  # noqa: E402
-from graphssl.data.brep_generate import (  # noqa: E402
+from graphssl.brep import generate as gen  # noqa: E402
+from graphssl.brep.generate import (  # noqa: E402
     FEATURE_CLASSES,
     apply_feature,
     generate_dataset,
@@ -45,7 +45,7 @@ from graphssl.data.brep_generate import (  # noqa: E402
     part_seed,
     write_step,
 )
-from graphssl.errors import DataError  # noqa: E402
+from graphssl.core.errors import DataError  # noqa: E402
 
 CONVEX, CONCAVE, SMOOTH = (CONVEXITY.index(c) for c in ("convex", "concave", "smooth"))
 
@@ -145,7 +145,7 @@ def test_box_with_through_hole_matches_kernel():
 
 
 def read_solids(shape):
-    from graphssl.adapters import _occ
+    from graphssl.brep import _occ
 
     return _occ.solids(shape)
 
@@ -202,7 +202,7 @@ def test_generated_parts_match_kernel_counts(parts):
 
 
 def test_grid_points_lie_on_their_faces(parts):
-    from graphssl.adapters import _occ
+    from graphssl.brep import _occ
 
     for solid, _ in parts[:2]:
         data = solid_to_data(solid, grid=4)
@@ -222,7 +222,7 @@ def test_grid_points_lie_on_their_faces(parts):
 
 
 def test_mask_zero_points_are_off_the_face():
-    from graphssl.adapters import _occ
+    from graphssl.brep import _occ
 
     solid = read_solids(BRepAlgoAPI_Cut(box(), z_cylinder(20, 15, -5, 8, 30)).Shape())[0]
     data = solid_to_data(solid)
@@ -298,7 +298,7 @@ def test_invalid_and_non_manifold_solids_fail():
     from OCP.BRep import BRep_Builder
     from OCP.TopoDS import TopoDS_Shell, TopoDS_Solid
 
-    from graphssl.adapters import _occ
+    from graphssl.brep import _occ
 
     def solid_from(faces):
         builder, shell, solid = BRep_Builder(), TopoDS_Shell(), TopoDS_Solid()
@@ -368,7 +368,7 @@ def test_labels_survive_step_round_trip(tmp_path):
 
 def test_generated_labels_match_the_tools(monkeypatch):
     """Independent of the history rule: a face labelled k lies on a tool of feature k."""
-    from graphssl.adapters import _occ
+    from graphssl.brep import _occ
 
     tools: dict[str, list] = {}
     real_apply, real_stock = gen.apply_feature, gen.parts.make_stock

@@ -15,20 +15,20 @@ pytest.importorskip("OCP")
 
 from torch_geometric.data import Batch, Data  # noqa: E402
 
-from graphssl.adapters.brep import CONVEXITY, CURVE_TYPES, SURFACE_TYPES, solid_to_data  # noqa: E402
+from graphssl.brep.adapter import CONVEXITY, CURVE_TYPES, SURFACE_TYPES, solid_to_data  # noqa: E402
 from graphssl.cli import main  # noqa: E402
-from graphssl.config import DataConfig, ModelConfig, load_config  # noqa: E402
-from graphssl.data.brep_dataset import BREP_DATASETS  # noqa: E402
-from graphssl.data.brep_generate import FEATURE_CLASSES, generate_dataset, generate_part, part_seed  # noqa: E402
+from graphssl.core.config import DataConfig, ModelConfig, load_config  # noqa: E402
+from graphssl.brep.dataset import BREP_DATASETS  # noqa: E402
+from graphssl.brep.generate import FEATURE_CLASSES, generate_dataset, generate_part, part_seed  # noqa: E402
 from graphssl.data.dataset import load_dataset  # noqa: E402
 from graphssl.data.registry import catalogue  # noqa: E402
-from graphssl.encoders import build_encoder  # noqa: E402
-from graphssl.encoders import brep as emb  # noqa: E402
-from graphssl.errors import CheckpointError, ConfigError, DataError  # noqa: E402
+from graphssl.nn import build_encoder  # noqa: E402
+from graphssl.brep import encoders as emb  # noqa: E402
+from graphssl.core.errors import CheckpointError, ConfigError, DataError  # noqa: E402
 from graphssl.objectives import build_objective  # noqa: E402
-from graphssl.train.checkpoint import save_checkpoint  # noqa: E402
-from graphssl.train.finetune import SELECTION_RULE  # noqa: E402
-from graphssl.train.segmentation import face_accuracy, finetune_segmentation, mean_iou  # noqa: E402
+from graphssl.engine.checkpoint import save_checkpoint  # noqa: E402
+from graphssl.engine.finetune import SELECTION_RULE  # noqa: E402
+from graphssl.engine.segmentation import face_accuracy, finetune_segmentation, mean_iou  # noqa: E402
 
 MODEL = ModelConfig(backbone="gine", hidden=32, num_layers=2)
 

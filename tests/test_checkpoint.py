@@ -3,8 +3,8 @@ import pickle
 import pytest
 import torch
 
-from graphssl.errors import CheckpointError
-from graphssl.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from graphssl.core.errors import CheckpointError
+from graphssl.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 
 
 def test_round_trip_keeps_tensors_and_metadata(tmp_path):

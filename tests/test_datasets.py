@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from graphssl.config import DataConfig
+from graphssl.core.config import DataConfig
 from graphssl.data.dataset import load_dataset
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 
 def test_csv_with_labels(tmp_path, molecule_csv):

@@ -6,9 +6,9 @@ from ase.build import bulk, molecule
 from torch_geometric.data import Batch
 
 from graphssl.atomistic import from_ase
-from graphssl.config import ModelConfig
-from graphssl.encoders import build_encoder
-from graphssl.errors import ConfigError
+from graphssl.core.config import ModelConfig
+from graphssl.nn import build_encoder
+from graphssl.core.errors import ConfigError
 from graphssl.objectives import SCD, CoordinateDenoising, build_objective
 from graphssl.objectives.denoise import RunningStandardiser, coordinate_noise, remove_mean
 

@@ -12,7 +12,7 @@ import pytest
 
 from graphssl.data import download as dl
 from graphssl.data.download import MOLECULENET, RemoteSource, UnverifiedDownloadWarning, download, fetch_source
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 CSV = b"smiles,label\nCCO,1\nc1ccccc1,0\nCC(=O)O,1\n"
 MD5 = hashlib.md5(CSV).hexdigest()

@@ -3,11 +3,11 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch
 
-from graphssl.adapters.molecule import smiles_to_data
-from graphssl.config import ModelConfig
-from graphssl.encoders import Encoder, build_encoder, degree_histogram
-from graphssl.encoders.factory import molecule_feature_spec
-from graphssl.errors import ConfigError, DataError
+from graphssl.molecule.adapter import smiles_to_data
+from graphssl.core.config import ModelConfig
+from graphssl.nn import Encoder, build_encoder, degree_histogram
+from graphssl.nn.factory import molecule_feature_spec
+from graphssl.core.errors import ConfigError, DataError
 
 MOLS = ["CCO", "c1ccccc1O", "CC(=O)[O-].[Na+]", "C", "CC(C)Cc1ccc(C(C)C(=O)O)cc1"]
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from graphssl.config import DataConfig, RunConfig, load_config
+from graphssl.core.config import DataConfig, RunConfig, load_config
 from graphssl.data.dataset import load_dataset
-from graphssl.errors import ConfigError
-from graphssl.train.checkpoint import load_checkpoint
-from graphssl.train.finetune import SELECTION_RULE, finetune
-from graphssl.train.pretrain import pretrain
+from graphssl.core.errors import ConfigError
+from graphssl.engine.checkpoint import load_checkpoint
+from graphssl.engine.finetune import SELECTION_RULE, finetune
+from graphssl.engine.pretrain import pretrain
 
 
 def _config(tmp_path, molecule_csv, **finetune):
@@ -102,7 +102,7 @@ def test_finetune_rejects_wrong_checkpoint_and_unlabeled_data(tmp_path, molecule
 
 
 def test_pretrain_refuses_to_resume_a_different_run(tmp_path, molecule_csv):
-    from graphssl.errors import CheckpointError
+    from graphssl.core.errors import CheckpointError
 
     config = _config(tmp_path, molecule_csv)
     config.pretrain.epochs = 1

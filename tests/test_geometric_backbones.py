@@ -14,7 +14,7 @@ from graphssl.atomistic.backbones import GEOMETRIC_BACKBONES, build_geometric_ba
 from graphssl.atomistic.conditioning import AdaptiveNorm, NullCondition
 from graphssl.atomistic.graph import AtomisticData
 from graphssl.atomistic.heads import EnergyHead, GraphEmbedding, VectorHead, forces_and_stress, with_strain
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 CUTOFF = 3.5
 SKIN = 0.4  # the test neighbour lists reach further than the model: backbones must drop the extra edges

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from graphssl.adapters.molecule import smiles_to_data
-from graphssl.config import ModelConfig
-from graphssl.encoders import build_encoder
-from graphssl.errors import DataError
+from graphssl.molecule.adapter import smiles_to_data
+from graphssl.core.config import ModelConfig
+from graphssl.nn import build_encoder
+from graphssl.core.errors import DataError
 from graphssl.objectives import HiGMAE, build_objective
 from graphssl.objectives.higmae import _GraphTransformer, coarse_to_fine_masks, recovery_fraction
 

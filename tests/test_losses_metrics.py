@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from graphssl.losses import masked_bce_with_logits, masked_mse, sce_loss
-from graphssl.metrics import compute_metric, is_better
+from graphssl.nn.losses import masked_bce_with_logits, masked_mse, sce_loss
+from graphssl.tasks.metrics import compute_metric, is_better
 
 
 def test_sce_hand_computed():

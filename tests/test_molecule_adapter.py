@@ -1,4 +1,4 @@
-"""Tests for graphssl.adapters.features and graphssl.adapters.molecule.
+"""Tests for graphssl.molecule.features and graphssl.molecule.adapter.
 
 Expected feature values are recomputed here straight from RDKit with plain
 category lists and ``list.index``, independent of the adapter's look-up dicts.
@@ -15,7 +15,7 @@ from rdkit import Chem
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 from rdkit.Chem.rdchem import BondStereo, BondType, ChiralType
 
-from graphssl.adapters.features import (
+from graphssl.molecule.features import (
     ATOM_FEATURE_DIMS,
     ATOM_FEATURE_NAMES,
     BOND_FEATURE_DIMS,
@@ -25,14 +25,14 @@ from graphssl.adapters.features import (
     atom_features,
     bond_features,
 )
-from graphssl.adapters.molecule import (
+from graphssl.molecule.adapter import (
     SDFRecord,
     iter_sdf,
     mol_from_smiles,
     mol_to_data,
     smiles_to_data,
 )
-from graphssl.errors import MoleculeError
+from graphssl.core.errors import MoleculeError
 
 # ----------------------------------------------------------------- reference
 

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from graphssl.adapters.molecule import smiles_to_data
-from graphssl.config import ModelConfig
-from graphssl.encoders import build_encoder
-from graphssl.errors import ConfigError
+from graphssl.molecule.adapter import smiles_to_data
+from graphssl.core.config import ModelConfig
+from graphssl.nn import build_encoder
+from graphssl.core.errors import ConfigError
 from graphssl.objectives import AttrMask, GraphMAE, build_objective
 
 MOLS = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCCCC1N", "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "[Na+]"]

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from graphssl.errors import DataError
-from graphssl.losses import sce_loss
+from graphssl.core.errors import DataError
+from graphssl.nn.losses import sce_loss
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "pretrain_overhead.py"
 
@@ -71,7 +71,7 @@ def test_synthetic_graphs_are_molecule_like(bench):
     g = bench.molecule_like_graph(2000, rng)
     assert g.num_nodes == 2000
     assert 2.0 < g.num_edges / g.num_nodes < 2.4  # directed edges per node; MOSES has about 2.15
-    from graphssl.adapters.features import ATOM_FEATURE_DIMS
+    from graphssl.molecule.features import ATOM_FEATURE_DIMS
 
     assert bool((g.x >= 0).all()) and bool((g.x < torch.tensor(ATOM_FEATURE_DIMS)).all())
 

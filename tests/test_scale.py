@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from graphssl.config import DataConfig, load_config
+from graphssl.core.config import DataConfig, load_config
 from graphssl.data.dataset import load_dataset, resolve_source
 from graphssl.data.sampler import StepSampler, epoch_order
-from graphssl.data.shards import ShardedDataset, prepare_shards
-from graphssl.errors import CheckpointError, ConfigError, DataError
-from graphssl.train.checkpoint import load_checkpoint
-from graphssl.train.pretrain import pretrain
+from graphssl.molecule.shards import ShardedDataset, prepare_shards
+from graphssl.core.errors import CheckpointError, ConfigError, DataError
+from graphssl.engine.checkpoint import load_checkpoint
+from graphssl.engine.pretrain import pretrain
 
 CORPUS = [
     "CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1", "[Na+].[Cl-]", "O=C(O)c1ccccc1", "CCN(CC)CC",
@@ -190,7 +190,7 @@ def _free_port() -> int:
 
 _RANK_SPY = """
 import sys, torch
-import graphssl.train.pretrain as run
+import graphssl.engine.pretrain as run
 from graphssl.cli import main
 out = sys.argv[1]
 fingerprint = run._fingerprint
@@ -312,10 +312,10 @@ def test_objectives_that_leave_parameters_without_gradients_tell_the_distributed
     # look for such parameters: every objective that can leave one out must say so
     from torch_geometric.data import Batch
 
-    from graphssl.adapters.molecule import smiles_to_data
+    from graphssl.molecule.adapter import smiles_to_data
     from graphssl.atomistic.adapters import from_positions
-    from graphssl.config import ModelConfig
-    from graphssl.encoders import build_encoder
+    from graphssl.core.config import ModelConfig
+    from graphssl.nn import build_encoder
     from graphssl.objectives import build_objective
 
     torch.manual_seed(0)

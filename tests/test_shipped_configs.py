@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from graphssl.bench.harness import parse_methods
-from graphssl.config import data_config, load_config
+from graphssl.core.config import data_config, load_config
 from graphssl.data.registry import catalogue
 from graphssl.objectives.registry import build_objective
-from graphssl.encoders import build_encoder
+from graphssl.nn import build_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted([*ROOT.glob("configs/*.yaml"), *ROOT.glob("benchmarks/*.yaml")])
@@ -28,7 +28,7 @@ def test_config_parses(path):
             assert task.name in {row[0] for row in catalogue()}
     features = None
     if "brep" in path.name:
-        from graphssl.encoders.brep import brep_feature_spec
+        from graphssl.brep.encoders import brep_feature_spec
 
         features = brep_feature_spec()
     encoder = build_encoder(config.model, features)

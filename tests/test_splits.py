@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("rdkit")
 
 from graphssl.data.splits import murcko_scaffold, random_split, scaffold_split, subsample_fraction
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 BENZENE, PYRIDINE, CYCLOHEXANE, ACYCLIC = "c1ccccc1", "c1ccncc1", "C1CCCCC1", ""
 NAPHTHALENE, THIOPHENE, PIPERIDINE, FURAN = "c1ccc2ccccc2c1", "c1ccsc1", "C1CCNCC1", "c1ccoc1"

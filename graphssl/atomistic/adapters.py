@@ -1,7 +1,7 @@
 """Turn ASE, pymatgen, RDKit and structure files into :class:`AtomisticData`.
 
 Every adapter validates its result with :func:`check_structure` and names the structure
-(``name``, a string kept on the data) in each :class:`~graphssl.errors.DataError`. Adapters
+(``name``, a string kept on the data) in each :class:`~graphssl.core.errors.DataError`. Adapters
 build no neighbour list unless given ``cutoff`` (a shortcut for applying
 :class:`~graphssl.atomistic.neighbors.NeighborList` afterwards, which also rejects atoms
 with no neighbour inside the cutoff).
@@ -23,7 +23,7 @@ from torch import Tensor
 
 from graphssl.atomistic.graph import AtomisticData
 from graphssl.atomistic.neighbors import NeighborList, neighbor_pairs
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 MAX_Z = 118
 _LIST_LIMIT = 10  # atom indices quoted in one error message

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 
 def _graph_index(batch: Tensor | None, num_atoms: int, device: torch.device) -> Tensor:

@@ -33,14 +33,14 @@ from graphssl.atomistic.adapters import from_ase, from_positions, from_pymatgen,
 from graphssl.atomistic.graph import AtomisticData
 from graphssl.atomistic.neighbors import NeighborList
 from graphssl.atomistic.store import AtomisticStore
-from graphssl.config import DataConfig
+from graphssl.core.config import DataConfig
 from graphssl.data.packaged import packaged_file
-from graphssl.data.featurise import label_problem
+from graphssl.molecule.featurise import label_problem
 from graphssl.data.stored import StoredGraphs
 from graphssl.data.records import TASK_TYPES, BuildReport, FirstSeen, check_choice, rules_key, shorten
 from graphssl.data.registry import QM9_TARGETS
-from graphssl.data.tables import file_identity, parse_label
-from graphssl.errors import DataError
+from graphssl.molecule.tables import file_identity, parse_label
+from graphssl.core.errors import DataError
 
 # Part of every cache key: bump it when the stored graph changes meaning (fields, names, units).
 ATOMISTIC_FORMAT_VERSION = "atomistic-graph/1"
@@ -87,7 +87,7 @@ ATOMISTIC_DATASETS: dict[str, AtomisticDatasetInfo] = {}
 
 def atomistic_feature_spec():
     """Encoder input layout: the atomic number as one categorical column (0..119)."""
-    from graphssl.encoders.factory import FeatureSpec
+    from graphssl.nn.factory import FeatureSpec
 
     return FeatureSpec(node_dims=(120,))
 
@@ -421,7 +421,7 @@ def user_atomistic_source(config: DataConfig) -> AtomisticSource:
         raise DataError(f"data.path '{path}': expected a folder of CIF/POSCAR files, an .extxyz/.xyz file "
                         "or an ASE database (.db)")
     # y holds the energy too, but the task is energies *and* forces: finetune() hands it to
-    # graphssl.train.atomistic, which selects models on the force MAE.
+    # graphssl.engine.atomistic, which selects models on the force MAE.
     identity = file_identity(path, config.limit, *_window_key(config.offset), "energy+forces")
     return AtomisticSource(path.stem, _frame_records(frames, config.offset), ["energy"], "energy_forces", "force_mae",
                            identity, total=config.limit, description=f"energies and forces from '{path.name}'")

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 EMT_ELEMENTS = ("Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt")
 # (cell as ase.build.bulk makes it, atoms in that cell) -> supercell repeats giving 8, 16, 32 atoms

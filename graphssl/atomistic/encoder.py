@@ -8,7 +8,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from graphssl.atomistic.backbones.base import GeometricBackbone
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 _POOLS = {"sum": global_add_pool, "add": global_add_pool, "mean": global_mean_pool}
 

@@ -25,7 +25,7 @@ from torch_geometric.nn.models.schnet import GaussianSmearing
 from torch_geometric.utils import scatter
 
 from graphssl.atomistic.backbones.base import GeometricBackbone, cosine_cutoff, edge_geometry
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 
 def _atom_graph_index(data: Data) -> tuple[Tensor, int]:

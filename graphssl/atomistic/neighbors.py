@@ -21,7 +21,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 # Distances equal to this resolution (Angstrom) count as ties for ``max_neighbors``, so that
 # symmetry-equivalent neighbours whose distances differ by rounding noise are ordered by

@@ -12,11 +12,11 @@ from typing import Sequence
 
 import torch
 
-from graphssl.atomic_io import atomic_torch_save
+from graphssl.core.io import atomic_torch_save
 from torch import Tensor
 
 from graphssl.atomistic.graph import AtomisticData
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 ATOMISTIC_STORE_FORMAT = "graphssl-atomistic-store/1"
 

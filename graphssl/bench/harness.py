@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from graphssl.bench.report import markdown_table, plot_results
-from graphssl.config import ObjectiveConfig, RunConfig, data_config, save_config
+from graphssl.core.config import ObjectiveConfig, RunConfig, data_config, save_config
 from graphssl.data.dataset import load_dataset
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 from graphssl.objectives.registry import OBJECTIVES
-from graphssl.train.finetune import SELECTION_RULE, finetune, make_split
-from graphssl.train.pretrain import pretrain
-from graphssl.train.runtime import library_versions, machine_description, set_threads
+from graphssl.engine.finetune import SELECTION_RULE, finetune, make_split
+from graphssl.engine.pretrain import pretrain
+from graphssl.engine.runtime import library_versions, machine_description, set_threads
 
 
 @dataclasses.dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from graphssl.metrics import HIGHER_IS_BETTER
+from graphssl.tasks.metrics import HIGHER_IS_BETTER
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str, float], dict[str, float]]:

@@ -10,17 +10,17 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from graphssl.config import DataConfig
-from graphssl.data.brep_dataset import is_brep, load_brep_dataset
-from graphssl.data.featurise import MoleculeGraphsMixin, duplicate_reason, featurise_record, record_text
+from graphssl.core.config import DataConfig
+from graphssl.brep.dataset import is_brep, load_brep_dataset
+from graphssl.molecule.featurise import MoleculeGraphsMixin, duplicate_reason, featurise_record, record_text
 from graphssl.data.records import BuildReport, FirstSeen, RawSource, rules_key
 from graphssl.data.registry import get_dataset_info
-from graphssl.data.shards import ShardedDataset, is_sharded
+from graphssl.molecule.shards import ShardedDataset, is_sharded
 from graphssl.data.store import GraphStore
 from graphssl.data.stored import StoredGraphs
-from graphssl.data.tables import user_source
+from graphssl.molecule.tables import user_source
 from graphssl.data.tasks import TaskSelection
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 
 class MoleculeDataset(MoleculeGraphsMixin, StoredGraphs):
@@ -82,7 +82,7 @@ def is_atomistic(config: DataConfig) -> bool:
 
 
 def cache_key(source: RawSource, config: DataConfig) -> str:
-    from graphssl.adapters.features import FEATURIZER_VERSION
+    from graphssl.molecule.features import FEATURIZER_VERSION
 
     payload = {
         "featurizer": FEATURIZER_VERSION,

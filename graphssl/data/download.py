@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 __all__ = [
     "RemoteSource",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 # module -> the pinned distribution that holds the data (installed with --no-deps)
 DATA_PACKAGES = {

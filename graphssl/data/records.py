@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from graphssl.config import ON_ERROR, DataConfig, check_choice  # noqa: F401  (re-exported for the builders)
+from graphssl.core.config import ON_ERROR, DataConfig, check_choice  # noqa: F401  (re-exported for the builders)
 
 TASK_TYPES = ("classification", "regression")
 # How a record is named in reports and errors: long inputs are cut to this many characters.

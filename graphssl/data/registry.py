@@ -10,8 +10,8 @@ import pandas as pd
 
 from graphssl.data.packaged import packaged_file
 from graphssl.data.records import RawRecord, RawSource
-from graphssl.data.tables import file_identity, read_sdf, read_table
-from graphssl.errors import DataError
+from graphssl.molecule.tables import file_identity, read_sdf, read_table
+from graphssl.core.errors import DataError
 
 HARTREE_TO_EV = 27.211386246
 
@@ -38,7 +38,7 @@ def catalogue() -> list[tuple[str, str | None, str | None, str]]:
     """Every registered data set: (name, task type, metric, description), molecules,
     atomistic structures and B-rep parts alike."""
     from graphssl.atomistic.datasets import ATOMISTIC_DATASETS
-    from graphssl.data.brep_dataset import BREP_DATASETS
+    from graphssl.brep.dataset import BREP_DATASETS
 
     rows = [(i.name, i.task_type, i.metric, i.description) for i in [*DATASETS.values(), *ATOMISTIC_DATASETS.values()]]
     rows += [(b.name, "segmentation" if b.labelled else None, "miou" if b.labelled else None, b.description)

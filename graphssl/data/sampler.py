@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 
 def epoch_order(block_sizes: Sequence[int], seed: int, epoch: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphssl.errors import DataError, MoleculeError
+from graphssl.core.errors import DataError, MoleculeError
 
 __all__ = ["murcko_scaffold", "scaffold_split", "random_split", "subsample_fraction"]
 
@@ -46,7 +46,7 @@ def murcko_scaffold(smiles: str, include_chirality: bool = True) -> str:
     """
     from rdkit.Chem.Scaffolds import MurckoScaffold
 
-    from graphssl.adapters.molecule import mol_from_smiles
+    from graphssl.molecule.adapter import mol_from_smiles
 
     try:
         mol = mol_from_smiles(smiles)

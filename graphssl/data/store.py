@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
-from graphssl.atomic_io import atomic_torch_save
+from graphssl.core.io import atomic_torch_save
 from torch import Tensor
 from torch_geometric.data import Data
 
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 STORE_FORMAT = "graphssl-graph-store/1"
 

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 
 class TaskSelection(Dataset):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphssl.encoders.encoder import Encoder
+from graphssl.nn.encoder import Encoder
 
 
 class PredictionHead(nn.Module):

@@ -1,4 +1,4 @@
-"""Self-supervised objectives. Each wraps an :class:`~graphssl.encoders.Encoder` and maps a
+"""Self-supervised objectives. Each wraps an :class:`~graphssl.nn.Encoder` and maps a
 batch to a scalar loss: ``loss = objective(batch)``."""
 
 from graphssl.objectives.attrmask import AttrMask

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphssl.encoders.encoder import Encoder
+from graphssl.nn.encoder import Encoder
 from graphssl.objectives.targets import resolve_target
 from graphssl.transforms.masking import incident_edges, sample_node_mask
 

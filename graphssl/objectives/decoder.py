@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphssl.encoders.backbones import build_backbone, uses_edge_features
-from graphssl.encoders.encoder import Encoder
+from graphssl.nn.backbones import build_backbone, uses_edge_features
+from graphssl.nn.encoder import Encoder
 
 
 class FeatureDecoder(nn.Module):

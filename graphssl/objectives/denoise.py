@@ -18,7 +18,7 @@ from torch_geometric.utils import scatter
 from graphssl.atomistic.backbones.base import GeometricBackbone
 from graphssl.atomistic.conditioning import NullCondition
 from graphssl.atomistic.heads import GraphEmbedding, VectorHead
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 
 def remove_mean(vectors: Tensor, data: Data) -> Tensor:

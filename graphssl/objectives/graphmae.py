@@ -7,8 +7,8 @@ from torch_geometric.data import Data
 
 import torch
 
-from graphssl.encoders.encoder import Encoder
-from graphssl.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
+from graphssl.nn.encoder import Encoder
+from graphssl.nn.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
 from graphssl.objectives.decoder import FeatureDecoder
 from graphssl.objectives.targets import resolve_target, target_tensor
 from graphssl.transforms.masking import NodeMask, sample_node_mask

@@ -28,9 +28,9 @@ from torch_geometric.nn import GINConv
 from torch_geometric.nn.models import MLP
 from torch_geometric.utils import scatter, to_dense_batch
 
-from graphssl.encoders.encoder import Encoder
-from graphssl.errors import DataError
-from graphssl.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
+from graphssl.nn.encoder import Encoder
+from graphssl.core.errors import DataError
+from graphssl.nn.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
 from graphssl.objectives.decoder import FeatureDecoder
 from graphssl.objectives.targets import resolve_target, target_tensor
 from graphssl.transforms.coarsen import Coarsen, level_batch

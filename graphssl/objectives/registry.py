@@ -7,8 +7,8 @@ from typing import Any
 
 from torch import nn
 
-from graphssl.encoders.encoder import Encoder
-from graphssl.errors import ConfigError
+from graphssl.nn.encoder import Encoder
+from graphssl.core.errors import ConfigError
 from graphssl.objectives.attrmask import AttrMask
 from graphssl.objectives.denoise import SCD, CoordinateDenoising
 from graphssl.objectives.graphmae import GraphMAE

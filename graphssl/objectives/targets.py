@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from graphssl.encoders.embeddings import CategoricalEmbedding
-from graphssl.encoders.encoder import Encoder
-from graphssl.errors import ConfigError
+from graphssl.nn.embeddings import CategoricalEmbedding
+from graphssl.nn.encoder import Encoder
+from graphssl.core.errors import ConfigError
 
 TARGETS = ("auto", "atom_type", "features", "embedding")
 

@@ -38,7 +38,7 @@ from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import remove_self_loops, to_undirected
 from tqdm.auto import tqdm
 
-from graphssl.errors import ConfigError, DataError
+from graphssl.core.errors import ConfigError, DataError
 from graphssl.transforms.matching import bridges, connected_components, greedy_matching, limit_pairs_per_graph
 
 METHODS = ("algebraic", "heavy_edge", "chemistry")

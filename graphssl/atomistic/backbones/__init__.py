@@ -15,7 +15,7 @@ from graphssl.atomistic.backbones.base import (
 from graphssl.atomistic.backbones.equivariant_transformer import EquivariantTransformer
 from graphssl.atomistic.backbones.painn import PaiNN
 from graphssl.atomistic.backbones.schnet import SchNet
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 GEOMETRIC_BACKBONES: dict[str, type[GeometricBackbone]] = {
     "schnet": SchNet,

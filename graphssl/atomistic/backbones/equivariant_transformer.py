@@ -17,7 +17,7 @@ from torch_geometric.data import Data
 
 from graphssl.atomistic.backbones.base import EdgeGeometry, ExpNormalBasis, GeometricBackbone, cosine_cutoff
 from graphssl.atomistic.conditioning import AdaptiveNorm
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 
 class NeighborEmbedding(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import get_type_hints
 
-from graphssl.config import RunConfig
+from graphssl.core.config import RunConfig
 
 HELP = {
     "seed": "seed of the pretraining run (weights, masks, shuffling)",

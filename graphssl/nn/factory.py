@@ -8,10 +8,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from graphssl.config import ModelConfig
-from graphssl.encoders.backbones import build_backbone, uses_edge_features
-from graphssl.encoders.embeddings import CategoricalEmbedding, DenseEmbedding
-from graphssl.encoders.encoder import Encoder
+from graphssl.core.config import ModelConfig
+from graphssl.nn.backbones import build_backbone, uses_edge_features
+from graphssl.nn.embeddings import CategoricalEmbedding, DenseEmbedding
+from graphssl.nn.encoder import Encoder
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class FeatureSpec:
 
 
 def molecule_feature_spec() -> FeatureSpec:
-    from graphssl.adapters.features import ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS
+    from graphssl.molecule.features import ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS
 
     return FeatureSpec(node_dims=tuple(ATOM_FEATURE_DIMS), edge_dims=tuple(BOND_FEATURE_DIMS))
 

@@ -26,18 +26,18 @@ import torch
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from graphssl.config import FinetuneConfig, ModelConfig, RunConfig, from_dict, save_config
+from graphssl.core.config import FinetuneConfig, ModelConfig, RunConfig, from_dict, save_config
 from graphssl.data.dataset import MoleculeDataset, load_dataset
 from graphssl.data.splits import random_split, scaffold_split, subsample_fraction
 from graphssl.atomistic.encoder import GeometricEncoder
-from graphssl.encoders import build_encoder, degree_histogram
-from graphssl.encoders.factory import is_geometric
-from graphssl.errors import CheckpointError, ConfigError, DataError
-from graphssl.losses import masked_bce_with_logits, masked_mse
-from graphssl.metrics import compute_metric, is_better
+from graphssl.nn import build_encoder, degree_histogram
+from graphssl.nn.factory import is_geometric
+from graphssl.core.errors import CheckpointError, ConfigError, DataError
+from graphssl.nn.losses import masked_bce_with_logits, masked_mse
+from graphssl.tasks.metrics import compute_metric, is_better
 from graphssl.nn.heads import PredictionHead, PropertyModel
-from graphssl.train.checkpoint import load_checkpoint, save_checkpoint
-from graphssl.train.runtime import start_finetuning
+from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint
+from graphssl.engine.runtime import start_finetuning
 
 SELECTION_RULE = "test score at the epoch with the best validation score"
 
@@ -214,11 +214,11 @@ def finetune(
     if dataset.task_type is None:
         raise DataError(f"data set '{dataset.name}' has no labels; fine-tuning needs a labelled task")
     if dataset.task_type == "segmentation":  # per-node classes (B-rep faces)
-        from graphssl.train.segmentation import finetune_segmentation
+        from graphssl.engine.segmentation import finetune_segmentation
 
         return finetune_segmentation(config, checkpoint=checkpoint, dataset=dataset, split=split)
     if dataset.task_type == "energy_forces":
-        from graphssl.train.atomistic import finetune_energy_forces
+        from graphssl.engine.atomistic import finetune_energy_forces
 
         return finetune_energy_forces(config, checkpoint=checkpoint, dataset=dataset, split=split)
     metric = dataset.metric
@@ -234,7 +234,7 @@ def finetune(
 
     if ft.mode not in ("full", "linear"):
         raise ConfigError(f"finetune.mode must be 'full' or 'linear', got {ft.mode!r}")
-    from graphssl.train.atomistic import noisy_nodes_head, noisy_nodes_loss
+    from graphssl.engine.atomistic import noisy_nodes_head, noisy_nodes_loss
 
     aux_head = noisy_nodes_head(encoder, ft)  # None unless finetune.noisy_nodes_weight > 0
     if aux_head is not None:

@@ -16,7 +16,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 ON_ERROR = ("raise", "skip")
 DUPLICATES = ("auto", "reject", "keep")

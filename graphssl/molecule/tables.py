@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, Iterator, Sequence
 
 from graphssl.data.records import TASK_TYPES, RawRecord, RawSource, check_choice
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 _TRUE = {"true", "yes", "active", "positive", "+"}
 _FALSE = {"false", "no", "inactive", "negative", "-"}
@@ -144,7 +144,7 @@ def read_smi(path: str | Path, limit: int | None = None) -> Iterator[RawRecord]:
 
 def read_sdf(path: str | Path, label_columns: Sequence[str] = (), limit: int | None = None) -> Iterator[RawRecord]:
     """Records of an SDF file, labels from its property fields."""
-    from graphssl.adapters.molecule import iter_sdf
+    from graphssl.molecule.adapter import iter_sdf
 
     for record in iter_sdf(path):
         if limit is not None and record.index >= limit:

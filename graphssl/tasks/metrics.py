@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 HIGHER_IS_BETTER = {
     "roc_auc": True,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 
 def seed_everything(seed: int) -> None:

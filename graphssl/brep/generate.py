@@ -13,10 +13,10 @@ new, made from the tool or ``Generated`` by the fillet/chamfer, and gets the cur
 feature's class. Tools overshoot the stock on open sides, so no tool face is coplanar with
 a part face and this rule never has to split a merged face between two classes. Faces of
 the stock start as ``stock``. The final labels follow ``TopExp.MapShapes_s`` face order,
-which :func:`graphssl.adapters.brep.solid_to_data` uses and STEP export/import keeps.
+which :func:`graphssl.brep.adapter.solid_to_data` uses and STEP export/import keeps.
 
 A part whose operation fails, or whose result is not exactly one solid passing
-``BRepCheck_Analyzer``, raises :class:`~graphssl.errors.DataError`;
+``BRepCheck_Analyzer``, raises :class:`~graphssl.core.errors.DataError`;
 :func:`generate_dataset` then rebuilds that part from the next sub-seed and counts it.
 """
 
@@ -40,9 +40,9 @@ from OCP.BRepFilletAPI import BRepFilletAPI_MakeChamfer, BRepFilletAPI_MakeFille
 from OCP.TopAbs import TopAbs_FACE
 from OCP.TopoDS import TopoDS_Edge, TopoDS_Shape, TopoDS_Solid
 
-from graphssl.adapters import _occ
-from graphssl.data import _brep_parts as parts
-from graphssl.errors import DataError
+from graphssl.brep import _occ
+from graphssl.brep import parts
+from graphssl.core.errors import DataError
 
 __all__ = ["FEATURE_CLASSES", "GenerationReport", "apply_feature", "generate_dataset",
            "generate_part", "part_seed", "write_step"]

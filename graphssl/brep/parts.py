@@ -1,4 +1,4 @@
-"""Stock shapes and feature tools for :mod:`graphssl.data.brep_generate`.
+"""Stock shapes and feature tools for :mod:`graphssl.brep.generate`.
 
 Every stock side is a planar rectangle with an outward normal ``n`` and in-plane axes
 ``u``, ``v``; a point of a feature is given as (s, t, d): s along u, t along v, d the
@@ -22,7 +22,7 @@ from OCP.gp import gp_Ax2, gp_Dir, gp_Pnt, gp_Vec
 from OCP.TopAbs import TopAbs_FACE
 from OCP.TopoDS import TopoDS_Edge, TopoDS_Shape
 
-from graphssl.adapters import _occ
+from graphssl.brep import _occ
 
 _X, _Y, _Z = np.eye(3)
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from graphssl.atomic_io import atomic_torch_save
+from graphssl.core.io import atomic_torch_save
 
-from graphssl.errors import CheckpointError
-from graphssl.train.runtime import library_versions
+from graphssl.core.errors import CheckpointError
+from graphssl.engine.runtime import library_versions
 
 CHECKPOINT_FORMAT = "graphssl-checkpoint/1"
 

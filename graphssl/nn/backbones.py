@@ -15,7 +15,7 @@ from torch_geometric.nn.models import GAT, GCN, GIN, PNA, GraphSAGE
 from torch_geometric.nn.models.basic_gnn import BasicGNN
 from torch_geometric.nn.models import MLP
 
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 
 class GINE(BasicGNN):
@@ -81,7 +81,7 @@ def build_backbone(
         kwargs["edge_dim"] = edge_dim
     if key == "pna":
         if deg is None:
-            raise ConfigError("backbone 'pna' needs a degree histogram 'deg' (see graphssl.encoders.degree_histogram)")
+            raise ConfigError("backbone 'pna' needs a degree histogram 'deg' (see graphssl.nn.degree_histogram)")
         kwargs.setdefault("aggregators", ["mean", "min", "max", "std"])
         kwargs.setdefault("scalers", ["identity", "amplification", "attenuation"])
         kwargs["deg"] = deg

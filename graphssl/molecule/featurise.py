@@ -6,9 +6,9 @@ import math
 
 from torch_geometric.data import Data
 
-from graphssl.config import DataConfig
+from graphssl.core.config import DataConfig
 from graphssl.data.records import RawRecord, shorten
-from graphssl.errors import MoleculeError
+from graphssl.core.errors import MoleculeError
 
 
 def record_text(record: RawRecord) -> str:
@@ -46,7 +46,7 @@ def _graph_atoms(mol, explicit_h: bool) -> int:
 
 def featurise_record(record: RawRecord, config: DataConfig, labelled: bool) -> tuple[Data | None, str | None]:
     """``(graph, None)`` for a usable record, ``(None, reason)`` for a bad one."""
-    from graphssl.adapters.molecule import mol_from_smiles, mol_to_data
+    from graphssl.molecule.adapter import mol_from_smiles, mol_to_data
 
     if record.error is not None:
         return None, record.error
@@ -83,7 +83,7 @@ class MoleculeGraphsMixin:
     @property
     def feature_spec(self):
         """The categorical layout of atom and bond features (for building encoders)."""
-        from graphssl.encoders.factory import molecule_feature_spec
+        from graphssl.nn.factory import molecule_feature_spec
 
         return molecule_feature_spec()
 

@@ -17,18 +17,18 @@ from torch.utils.data import Dataset
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from graphssl.config import RunConfig, save_config
+from graphssl.core.config import RunConfig, save_config
 from graphssl.data.dataset import MoleculeDataset, PrecomputedDataset, load_dataset
-from graphssl.encoders import build_encoder, degree_histogram
-from graphssl.encoders.encoder import Encoder
+from graphssl.nn import build_encoder, degree_histogram
+from graphssl.nn.encoder import Encoder
 from graphssl.objectives import build_objective
 from graphssl.data.sampler import StepSampler
-from graphssl.data.shards import ShardedDataset
-from graphssl.errors import CheckpointError, ConfigError, RunInterrupted
-from graphssl.train.checkpoint import load_checkpoint, save_checkpoint
-from graphssl.train.distributed import World, join_world, main_first, rank_device
-from graphssl.train.runtime import resolve_device, seed_everything, set_threads
-from graphssl.train.streams import MicroBatchStreams
+from graphssl.molecule.shards import ShardedDataset
+from graphssl.core.errors import CheckpointError, ConfigError, RunInterrupted
+from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint
+from graphssl.engine.distributed import World, join_world, main_first, rank_device
+from graphssl.engine.runtime import resolve_device, seed_everything, set_threads
+from graphssl.engine.streams import MicroBatchStreams
 
 
 def encoder_from_config(config: RunConfig, dataset: MoleculeDataset, deg: torch.Tensor | None = None) -> Encoder:

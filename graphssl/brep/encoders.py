@@ -1,7 +1,7 @@
 """Input embeddings for B-rep face-adjacency graphs: small CNNs over UV grids.
 
 Both modules read the whole ``Data`` (``reads_data = True``), so :class:`Encoder` hands them
-the graphs that :func:`graphssl.adapters.brep.solid_to_data` builds, and any PyG backbone
+the graphs that :func:`graphssl.brep.adapter.solid_to_data` builds, and any PyG backbone
 (gin, gine, gat, ...) runs on their output.
 
 Masked pretraining (GraphMAE, HiGMAE with ``target: auto``) reconstructs what
@@ -23,12 +23,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphssl.encoders.factory import FeatureSpec
-from graphssl.errors import DataError
+from graphssl.nn.factory import FeatureSpec
+from graphssl.core.errors import DataError
 
 __all__ = ["EdgeGridEmbedding", "FaceGridEmbedding", "brep_feature_spec"]
 
-# Kept in step with graphssl.adapters.brep (not imported: that module needs OpenCascade,
+# Kept in step with graphssl.brep.adapter (not imported: that module needs OpenCascade,
 # and a trained model must load without it).
 NUM_SURFACE_TYPES = 11
 NUM_CURVE_TYPES = 9

@@ -1,7 +1,7 @@
 """Turn SMILES strings, RDKit molecules and SDF records into PyG graphs.
 
 Every graph carries OGB-compatible categorical features (see
-:mod:`graphssl.adapters.features`): ``x`` long [num_atoms, 9],
+:mod:`graphssl.molecule.features`): ``x`` long [num_atoms, 9],
 ``edge_index`` long [2, 2 * num_bonds] with bond ``k`` stored as columns
 ``2k`` (begin -> end) and ``2k + 1`` (end -> begin), ``edge_attr`` long
 [2 * num_bonds, 3], ``smiles`` (canonical SMILES of the input molecule) and,
@@ -24,13 +24,13 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 from torch_geometric.data import Data
 
-from graphssl.adapters.features import (
+from graphssl.molecule.features import (
     ATOM_FEATURE_DIMS,
     BOND_FEATURE_DIMS,
     atom_features,
     bond_features,
 )
-from graphssl.errors import MoleculeError
+from graphssl.core.errors import MoleculeError
 
 __all__ = ["SDFRecord", "iter_sdf", "mol_from_smiles", "mol_to_data", "smiles_to_data"]
 

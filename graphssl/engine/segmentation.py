@@ -24,16 +24,16 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from graphssl.config import RunConfig, save_config
+from graphssl.core.config import RunConfig, save_config
 from graphssl.data.splits import subsample_fraction
-from graphssl.encoders.factory import is_geometric
-from graphssl.errors import ConfigError, DataError
-from graphssl.metrics import is_better
+from graphssl.nn.factory import is_geometric
+from graphssl.core.errors import ConfigError, DataError
+from graphssl.tasks.metrics import is_better
 from graphssl.nn.heads import PredictionHead
-from graphssl.train.checkpoint import save_checkpoint
-from graphssl.train.finetune import (FinetuneResult, Split, build_finetune_encoder, load_pretrained,
+from graphssl.engine.checkpoint import save_checkpoint
+from graphssl.engine.finetune import (FinetuneResult, Split, build_finetune_encoder, load_pretrained,
                                      make_split, resume_finetuning)
-from graphssl.train.runtime import start_finetuning
+from graphssl.engine.runtime import start_finetuning
 
 __all__ = ["SegmentationModel", "SegmentationResult", "face_accuracy", "finetune_segmentation", "mean_iou"]
 

@@ -31,13 +31,13 @@ from tqdm.auto import tqdm
 
 from graphssl.atomistic.encoder import GeometricEncoder
 from graphssl.atomistic.heads import EnergyHead, VectorHead, forces_and_stress
-from graphssl.config import FinetuneConfig, RunConfig, save_config
+from graphssl.core.config import FinetuneConfig, RunConfig, save_config
 from graphssl.data.splits import subsample_fraction
-from graphssl.errors import ConfigError, DataError
-from graphssl.metrics import is_better
+from graphssl.core.errors import ConfigError, DataError
+from graphssl.tasks.metrics import is_better
 from graphssl.objectives.denoise import coordinate_noise, displaced, remove_mean
-from graphssl.train.checkpoint import save_checkpoint
-from graphssl.train.runtime import start_finetuning
+from graphssl.engine.checkpoint import save_checkpoint
+from graphssl.engine.runtime import start_finetuning
 
 METRIC = "force_mae"
 MAX_Z = 120
@@ -171,13 +171,13 @@ def finetune_energy_forces(config: RunConfig, checkpoint: str | Path | None = No
     """Fine-tune (or train from scratch) on energies and forces; returns a ``FinetuneResult``.
 
     ``dataset`` holds structures with ``energy`` and ``forces`` (an extxyz or ASE database with
-    task type ``energy_forces``); ``split`` defaults to :func:`~graphssl.train.finetune.make_split`
+    task type ``energy_forces``); ``split`` defaults to :func:`~graphssl.engine.finetune.make_split`
     (``finetune.split=random`` with ``split_seed``). ``finetune.label_fraction`` of the training
     structures carry labels. Writes ``result.json`` (and ``last.pt``/``best.pt`` when
     ``finetune.save_checkpoints``) into ``output_dir``.
     """
     from graphssl.data.dataset import load_dataset
-    from graphssl.train.finetune import (FinetuneResult, build_finetune_encoder, load_pretrained, make_split,
+    from graphssl.engine.finetune import (FinetuneResult, build_finetune_encoder, load_pretrained, make_split,
                                          resume_finetuning)
 
     ft = config.finetune

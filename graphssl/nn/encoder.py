@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 POOLINGS: dict[str, Callable[..., Tensor]] = {
     "mean": global_mean_pool,

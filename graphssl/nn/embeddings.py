@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 
 class CategoricalEmbedding(nn.Module):

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import torch
 import torch.distributed as dist
 
-from graphssl.errors import ConfigError
+from graphssl.core.errors import ConfigError
 
 
 @dataclass

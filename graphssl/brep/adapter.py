@@ -82,8 +82,8 @@ from OCP.TopExp import TopExp_Explorer
 from OCP.TopoDS import TopoDS_Face, TopoDS_Shape, TopoDS_Solid
 from torch_geometric.data import Data
 
-from graphssl.adapters import _occ
-from graphssl.errors import DataError
+from graphssl.brep import _occ
+from graphssl.core.errors import DataError
 
 __all__ = [
     "CONVEXITY",

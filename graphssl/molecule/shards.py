@@ -25,11 +25,11 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from graphssl.config import DataConfig
-from graphssl.data.featurise import MoleculeGraphsMixin, duplicate_reason, featurise_record, record_text
+from graphssl.core.config import DataConfig
+from graphssl.molecule.featurise import MoleculeGraphsMixin, duplicate_reason, featurise_record, record_text
 from graphssl.data.records import BuildReport, FirstSeen, RawRecord, RawSource
 from graphssl.data.store import GraphStore
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 SHARDS_FORMAT = "graphssl-shards/1"
 MANIFEST = "manifest.json"
@@ -136,7 +136,7 @@ def _ordered_results(tasks: Iterator[tuple], workers: int) -> Iterator[_Chunk]:
     methods = mp.get_all_start_methods()
     context = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
-        context.set_forkserver_preload(["graphssl.data.shards"])
+        context.set_forkserver_preload(["graphssl.molecule.shards"])
     with context.Pool(workers, initializer=_worker_init) as pool:
         pending: deque = deque()
         for task in tasks:
@@ -263,7 +263,7 @@ def prepare_shards(
 
 
 def _featurizer_version() -> str:
-    from graphssl.adapters.features import FEATURIZER_VERSION
+    from graphssl.molecule.features import FEATURIZER_VERSION
 
     return str(FEATURIZER_VERSION)
 

@@ -2,7 +2,7 @@
 
 A folder holds ``*.step`` / ``*.stp`` files and, for segmentation, a ``<stem>.labels`` file
 next to each: one integer class per line, one line per face, in the face order of
-:func:`graphssl.adapters.brep.solid_to_data` (a file with several solids: the faces of
+:func:`graphssl.brep.adapter.solid_to_data` (a file with several solids: the faces of
 solid 0, then solid 1, ...). ``classes.txt`` (one name per line) names the classes; without
 it they are ``class_0 .. class_{K-1}`` with K one more than the largest label. When no
 labels file exists at all the data set is unlabeled (for pretraining).
@@ -13,7 +13,7 @@ byte-for-byte copy of an earlier part when ``data.duplicates`` rejects duplicate
 for labelled parts by default) is one bad record:
 ``data.on_error=raise`` stops naming the file, ``skip`` skips and reports it.
 
-Registered names (parts from :func:`graphssl.data.brep_generate.generate_dataset`, written
+Registered names (parts from :func:`graphssl.brep.generate.generate_dataset`, written
 once into ``<cache_dir>/<name>-<n>``, n = ``data.limit`` or :data:`DEFAULT_PARTS`):
 
 - ``brep-machining``: labelled parts (seed 0), per-face machining-feature classes.
@@ -37,9 +37,9 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from graphssl.config import DataConfig
+from graphssl.core.config import DataConfig
 from graphssl.data.records import BuildReport, FirstSeen, rules_key
-from graphssl.errors import DataError
+from graphssl.core.errors import DataError
 
 __all__ = ["BREP_DATASETS", "BREP_FORMAT_VERSION", "BRepDataset", "is_brep", "load_brep_dataset"]
 
@@ -130,7 +130,7 @@ class BRepStore:
 
 class BRepDataset(Dataset):
     """Face-adjacency graphs of B-rep solids; ``dataset[i]`` is a ``Data`` with the fields of
-    :mod:`graphssl.adapters.brep`, ``name`` and, when labelled, ``y`` (long ``[F]``)."""
+    :mod:`graphssl.brep.adapter`, ``name`` and, when labelled, ``y`` (long ``[F]``)."""
 
     def __init__(self, store: BRepStore, name: str, class_names: Sequence[str], report: BuildReport,
                  grid: int = DEFAULT_GRID, indices: np.ndarray | None = None) -> None:
@@ -176,7 +176,7 @@ class BRepDataset(Dataset):
     @property
     def feature_spec(self):
         """UV-grid CNN embeddings sized for this data set's grid."""
-        from graphssl.encoders.brep import brep_feature_spec
+        from graphssl.brep.encoders import brep_feature_spec
 
         return brep_feature_spec(self.grid)
 
@@ -257,7 +257,7 @@ def _folder_source(name: str, path: Path, limit: int | None, keep_labels: bool) 
 
 def _generated_folder(spec: GeneratedParts, n: int, cache_dir: Path, progress: bool) -> Path:
     """The folder of ``n`` generated parts, generating it on first use."""
-    from graphssl.data.brep_generate import generate_dataset
+    from graphssl.brep.generate import generate_dataset
 
     folder = cache_dir / f"{spec.name}-{n}"
     marker = folder / "generated.json"
@@ -301,7 +301,7 @@ def _resolve(config: DataConfig, cache_dir: Path, progress: bool) -> _Source:
 
 
 def _graphs_of(path: Path, source: _Source, grid: int) -> list[Data]:
-    from graphssl.adapters.brep import step_to_graphs
+    from graphssl.brep.adapter import step_to_graphs
 
     graphs = step_to_graphs(path, grid=grid)
     if not source.labelled:
