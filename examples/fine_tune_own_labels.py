@@ -15,7 +15,8 @@ from pathlib import Path
 
 from graphssl.core.config import DataConfig, FinetuneConfig, RunConfig
 from graphssl.data.packaged import packaged_file
-from graphssl.engine.finetune import finetune, load_pretrained
+from graphssl.engine.finetune import finetune
+from graphssl.engine.pretrained import load_pretrained
 
 
 def main() -> None:

@@ -34,7 +34,9 @@ from graphssl.engine.atomistic import (
     noisy_nodes_loss,
 )
 from graphssl.engine.checkpoint import load_checkpoint
-from graphssl.engine.finetune import SELECTION_RULE, finetune, make_split, matbench_split
+from graphssl.atomistic.splits import matbench_split
+from graphssl.data.splits import make_split
+from graphssl.engine.finetune import SELECTION_RULE, finetune
 
 TINY = ["model.backbone=painn", "model.hidden=16", "model.num_layers=2", "progress=false", "threads=2"]
 

@@ -7,7 +7,8 @@ import pytest
 
 pytest.importorskip("rdkit")
 
-from graphssl.data.splits import murcko_scaffold, random_split, scaffold_split, subsample_fraction
+from graphssl.data.splits import random_split, subsample_fraction
+from graphssl.molecule.scaffold import murcko_scaffold, scaffold_split
 from graphssl.core.errors import DataError
 
 BENZENE, PYRIDINE, CYCLOHEXANE, ACYCLIC = "c1ccccc1", "c1ccncc1", "C1CCCCC1", ""

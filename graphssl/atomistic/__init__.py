@@ -47,3 +47,5 @@ __all__ = [
     "read_structures",
     "with_strain",
 ]
+
+from graphssl.atomistic import splits  # noqa: E402,F401  (registers the matbench split)

@@ -1,9 +1,7 @@
-"""Train/valid/test splits for molecular benchmarks.
+"""Train/valid/test splits by name, and nested label subsets for few-label curves.
 
-`scaffold_split` reproduces the deterministic Bemis-Murcko scaffold split of
-Hu et al. 2020 ("Strategies for Pre-training Graph Neural Networks",
-pretrain-gnns), so numbers are comparable with the published tables.
-`subsample_fraction` draws nested label subsets for few-label curves.
+``random`` lives here; domains register the splits that need their own data (``scaffold`` in
+:mod:`graphssl.molecule.scaffold`, ``matbench`` in :mod:`graphssl.atomistic.splits`).
 """
 
 from __future__ import annotations
@@ -13,15 +11,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphssl.core.errors import DataError, MoleculeError
+from dataclasses import dataclass
+from typing import Any, Callable
 
-__all__ = ["murcko_scaffold", "scaffold_split", "random_split", "subsample_fraction"]
+from graphssl.core.errors import ConfigError, DataError
+from graphssl.core.registry import Registry
+
+__all__ = ["SPLITS", "Split", "make_split", "random_split", "subsample_fraction"]
 
 # Tolerance for "fractions sum to 1": (0.8, 0.1, 0.1) sums to 0.9999999999999999.
 _SUM_TOLERANCE = 1e-6
 
 
-def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     """Return the three fractions as floats, or raise DataError naming them."""
     try:
         values = tuple(float(f) for f in fractions)
@@ -39,70 +41,6 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def murcko_scaffold(smiles: str, include_chirality: bool = True) -> str:
-    """Bemis-Murcko scaffold SMILES of a molecule ("" for acyclic molecules).
-
-    Raises DataError if RDKit cannot parse `smiles` or it holds no atoms.
-    """
-    from rdkit.Chem.Scaffolds import MurckoScaffold
-
-    from graphssl.molecule.adapter import mol_from_smiles
-
-    try:
-        mol = mol_from_smiles(smiles)
-    except MoleculeError as exc:
-        raise DataError(str(exc)) from None
-    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=include_chirality)
-
-
-def scaffold_split(
-    smiles: Sequence[str],
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    include_chirality: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Deterministic scaffold split of Hu et al. 2020 (pretrain-gnns).
-
-    Molecules are grouped by Bemis-Murcko scaffold; groups are visited from the
-    largest to the smallest (ties: larger first index first) and each whole group
-    goes to train if train stays within ``frac_train * n``, else to valid if
-    train + valid stays within ``(frac_train + frac_valid) * n``, else to test.
-    Returns sorted int64 index arrays (train, valid, test).
-    """
-    frac_train, frac_valid, _ = _check_fractions(fractions)
-    smiles = list(smiles)
-    n = len(smiles)
-
-    groups: dict[str, list[int]] = {}
-    for i, smi in enumerate(smiles):
-        try:
-            scaffold = murcko_scaffold(smi, include_chirality=include_chirality)
-        except DataError as exc:
-            raise DataError(f"molecule at index {i}: {exc}") from None
-        groups.setdefault(scaffold, []).append(i)
-
-    # Indices within a group are ascending by construction, so group[0] is its
-    # smallest index: the reference's tie-break key.
-    ordered = sorted(groups.values(), key=lambda g: (len(g), g[0]), reverse=True)
-
-    # Raw float cutoffs and strict ">" as in the reference implementation, so the
-    # assignment matches it exactly, rounding quirks included.
-    train_cutoff = frac_train * n
-    valid_cutoff = (frac_train + frac_valid) * n
-    train: list[int] = []
-    valid: list[int] = []
-    test: list[int] = []
-    for group in ordered:
-        if len(train) + len(group) > train_cutoff:
-            if len(train) + len(valid) + len(group) > valid_cutoff:
-                test.extend(group)
-            else:
-                valid.extend(group)
-        else:
-            train.extend(group)
-
-    return tuple(np.sort(np.asarray(part, dtype=np.int64)) for part in (train, valid, test))  # type: ignore[return-value]
-
-
 def random_split(
     num_items: int,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
@@ -112,7 +50,7 @@ def random_split(
 
     Train and valid get ``floor(fraction * num_items)`` items; test gets the rest.
     """
-    frac_train, frac_valid, _ = _check_fractions(fractions)
+    frac_train, frac_valid, _ = check_fractions(fractions)
     if isinstance(num_items, bool) or not isinstance(num_items, (int, np.integer)) or num_items < 0:
         raise DataError(f"num_items must be a non-negative integer, got {num_items!r}")
     n = int(num_items)
@@ -156,3 +94,34 @@ def subsample_fraction(
     # makes the subsets nested.
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(indices[perm[:count]])
+
+
+@dataclass
+class Split:
+    """Positions of the training, validation and test items of a data set."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+
+# name -> split(dataset, finetune_config) -> Split; the config carries split_fractions and split_seed
+SPLITS: Registry[Callable[[Any, Any], Split]] = Registry("split")
+
+
+def fractions_of(config: Any) -> tuple[float, float, float]:
+    """The (train, valid, test) shares of a fine-tuning config, checked."""
+    fractions = tuple(config.split_fractions)
+    if len(fractions) != 3:
+        raise ConfigError(f"finetune.split_fractions needs 3 numbers (train, valid, test), got {list(fractions)}")
+    return fractions  # type: ignore[return-value]
+
+
+@SPLITS.register("random")
+def _random(dataset: Any, config: Any) -> Split:
+    return Split(*random_split(len(dataset), fractions_of(config), seed=config.split_seed))
+
+
+def make_split(dataset: Any, config: Any) -> Split:
+    """The split named by ``config.split`` (a :class:`~graphssl.core.config.FinetuneConfig`) of ``dataset``."""
+    return SPLITS.get(config.split)(dataset, config)

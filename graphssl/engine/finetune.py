@@ -16,7 +16,6 @@ import copy
 import dataclasses
 import json
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,27 +25,18 @@ import torch
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from graphssl.core.config import FinetuneConfig, ModelConfig, RunConfig, from_dict, save_config
+from graphssl.core.config import RunConfig, save_config
 from graphssl.data.dataset import MoleculeDataset, load_dataset
-from graphssl.data.splits import random_split, scaffold_split, subsample_fraction
-from graphssl.atomistic.encoder import GeometricEncoder
-from graphssl.nn import build_encoder, degree_histogram
-from graphssl.nn.factory import is_geometric
+from graphssl.data.splits import Split, make_split, subsample_fraction
 from graphssl.core.errors import CheckpointError, ConfigError, DataError
 from graphssl.nn.losses import masked_bce_with_logits, masked_mse
 from graphssl.tasks.metrics import compute_metric, is_better
 from graphssl.nn.heads import PredictionHead, PropertyModel
 from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint
+from graphssl.engine.pretrained import build_finetune_encoder, load_pretrained
 from graphssl.engine.runtime import start_finetuning
 
 SELECTION_RULE = "test score at the epoch with the best validation score"
-
-
-@dataclass
-class Split:
-    train: np.ndarray
-    valid: np.ndarray
-    test: np.ndarray
 
 
 @dataclass
@@ -63,51 +53,6 @@ class FinetuneResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-MATBENCH_FOLDS = 5
-MATBENCH_VALID_FRACTION = 0.1
-
-
-def matbench_split(num_items: int, fold: int, valid_fraction: float = MATBENCH_VALID_FRACTION) -> Split:
-    """Fold ``fold`` of Matbench's ``KFold(5, shuffle=True, random_state=18012019)`` as the test set;
-    ``valid_fraction`` of the fold's training part, drawn with a generator seeded by the fold, is
-    the validation set (Matbench leaves model selection to the user; this is ours)."""
-    from graphssl.atomistic.datasets import MATBENCH_SEED, matbench_folds
-
-    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < MATBENCH_FOLDS:
-        raise ConfigError(f"the matbench split takes finetune.split_seed as the fold: 0..{MATBENCH_FOLDS - 1}, "
-                          f"got {fold!r}")
-    if num_items < 2 * MATBENCH_FOLDS:
-        raise DataError(f"the matbench split needs at least {2 * MATBENCH_FOLDS} structures, got {num_items}")
-    train, test = matbench_folds(num_items)[int(fold)]
-    shuffled = np.random.default_rng([MATBENCH_SEED, int(fold)]).permutation(train)
-    n_valid = max(1, round(valid_fraction * len(train)))
-    return Split(np.sort(shuffled[n_valid:]), np.sort(shuffled[:n_valid]), np.sort(test))
-
-
-def make_split(dataset: MoleculeDataset, config: FinetuneConfig) -> Split:
-    """The scaffold (deterministic), random (seeded by ``split_seed``) or matbench (fold
-    ``split_seed``) split of a data set; see the module docstring."""
-    if config.split == "matbench":
-        from graphssl.atomistic.datasets import MATBENCH_DIELECTRIC_SIZE
-
-        if getattr(dataset, "name", None) == "matbench-dielectric" and len(dataset) != MATBENCH_DIELECTRIC_SIZE:
-            warnings.warn(f"matbench-dielectric has {len(dataset)} of its {MATBENCH_DIELECTRIC_SIZE} structures "
-                          "(limit, offset or skipped records): the folds are not Matbench's official ones",
-                          stacklevel=2)
-        return matbench_split(len(dataset), config.split_seed)
-    fractions = tuple(config.split_fractions)
-    if len(fractions) != 3:
-        raise ConfigError(f"finetune.split_fractions needs 3 numbers (train, valid, test), got {list(fractions)}")
-    if config.split == "scaffold":
-        if not hasattr(dataset, "smiles"):
-            raise ConfigError(f"the scaffold split needs molecules with SMILES; data set '{dataset.name}' has "
-                              "none: set finetune.split=random")
-        return Split(*scaffold_split(dataset.smiles, fractions))
-    if config.split == "random":
-        return Split(*random_split(len(dataset), fractions, seed=config.split_seed))
-    raise ConfigError(f"unknown split '{config.split}'. Choose one of: scaffold, random, matbench")
 
 
 def _targets(dataset: MoleculeDataset) -> np.ndarray:
@@ -156,43 +101,6 @@ def predict(model: PropertyModel, dataset: MoleculeDataset, device: torch.device
     model.eval()
     outs = [model(batch.to(device)).float().cpu() for batch in DataLoader(dataset, batch_size=batch_size)]
     return torch.cat(outs).numpy().astype(np.float64)
-
-
-@dataclass
-class Pretrained:
-    """What fine-tuning needs from a pretrained checkpoint."""
-
-    model: ModelConfig
-    weights: dict[str, torch.Tensor]
-    deg: torch.Tensor | None = None  # PNA's degree histogram
-    null_condition: torch.Tensor | None = None  # SCD's null token
-
-
-def load_pretrained(path: str | Path) -> Pretrained:
-    """Model config and encoder weights of a pretrained ``encoder.pt``."""
-    state = load_checkpoint(path)
-    if state.get("kind") != "pretrained-encoder":
-        raise ConfigError(f"'{path}' is a {state.get('kind')!r} checkpoint; fine-tuning needs a pretrained "
-                          "encoder (the encoder.pt that `graphssl pretrain` writes)")
-    return Pretrained(from_dict(ModelConfig, state["model"]), state["encoder"], state.get("deg"),
-                      state.get("null_condition"))
-
-
-def build_finetune_encoder(model_cfg: ModelConfig, dataset, pretrained: Pretrained | None, cutoff: float) -> torch.nn.Module:
-    """The encoder to fine-tune: pretrained weights when given, else a fresh one of the same kind."""
-    if is_geometric(model_cfg.backbone):
-        backbone = build_encoder(model_cfg, cutoff=cutoff)
-        if pretrained is not None:
-            backbone.load_state_dict(pretrained.weights)
-        return GeometricEncoder(backbone, pooling=model_cfg.pooling,
-                                null_condition=pretrained.null_condition if pretrained else None)
-    deg = pretrained.deg if pretrained is not None else None
-    if deg is None and model_cfg.backbone.lower() == "pna":
-        deg = degree_histogram(dataset)
-    encoder = build_encoder(model_cfg, dataset.feature_spec, deg=deg)
-    if pretrained is not None:
-        encoder.load_state_dict(pretrained.weights)
-    return encoder
 
 
 def finetune(

@@ -31,8 +31,9 @@ from graphssl.core.errors import ConfigError, DataError
 from graphssl.tasks.metrics import is_better
 from graphssl.nn.heads import PredictionHead
 from graphssl.engine.checkpoint import save_checkpoint
-from graphssl.engine.finetune import (FinetuneResult, Split, build_finetune_encoder, load_pretrained,
-                                     make_split, resume_finetuning)
+from graphssl.data.splits import Split, make_split
+from graphssl.engine.finetune import (FinetuneResult, build_finetune_encoder, load_pretrained,
+                                     resume_finetuning)
 from graphssl.engine.runtime import start_finetuning
 
 __all__ = ["SegmentationModel", "SegmentationResult", "face_accuracy", "finetune_segmentation", "mean_iou"]

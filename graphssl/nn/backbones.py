@@ -6,7 +6,7 @@ and maps ``in_channels`` node features to ``out_channels`` node embeddings.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
