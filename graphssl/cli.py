@@ -18,7 +18,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from graphssl.core.options import options_text
+    from graphssl.core.config import options_text
 
     epilog = options_text()
     parser = argparse.ArgumentParser(prog="graphssl", description="Self-supervised pretraining of graph neural networks.")

@@ -12,7 +12,7 @@ import difflib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -20,6 +20,14 @@ from graphssl.core.errors import ConfigError
 
 ON_ERROR = ("raise", "skip")
 DUPLICATES = ("auto", "reject", "keep")
+
+
+def opt(default: Any = dataclasses.MISSING, text: str = "", *, factory: Callable[[], Any] | None = None) -> Any:
+    """A config field and its one line of help, shown by ``graphssl <command> --help``."""
+    metadata = {"help": text}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def check_choice(value: Any, allowed: tuple[str, ...], option: str) -> None:
@@ -34,29 +42,43 @@ def check_choice(value: Any, allowed: tuple[str, ...], option: str) -> None:
 class DataConfig:
     """Where structures come from: a registry name or a user's file."""
 
-    name: str | None = None  # registry name, e.g. "moses", "b3db"
-    path: str | None = None  # a user's CSV/TSV/SMI/SDF file, used when name is empty
-    smiles_column: str | None = None
-    label_columns: list[str] = field(default_factory=list)
-    task_type: str | None = None  # "classification" or "regression" for user files
-    offset: int = 0  # skip the first N records (atomistic sources; e.g. pretrain on the rest)
-    limit: int | None = None  # keep the first N records (deterministic subsets)
-    on_error: str = "raise"  # "raise" stops at the first bad record, "skip" skips and reports it
+    name: str | None = opt(None,
+        'registry data set (`graphssl data list`): moses, moses-full, b3db, freesolv, rdkit-solubility, '
+        'qm9, qm9-3d, matbench-dielectric, brep-machining, moleculenet-*')
+    path: str | None = opt(None,
+        'or your own data: a molecule file (.csv/.tsv with SMILES + label columns, .smi, .sdf), a folder '
+        'of CIF/POSCAR files (labels via data.label_file), an .extxyz/.xyz/ASE .db file, a folder of '
+        'STEP files, or a folder written by `graphssl data prepare`')
+    smiles_column: str | None = opt(None, 'SMILES column of a CSV/TSV (guessed when empty)')
+    label_columns: list[str] = opt(factory=list,
+        text="label columns (CSV/TSV), SDF property names, or a subset of a registry data set's tasks (e.g. "
+        '[gap] for qm9)')
+    task_type: str | None = opt(None, 'classification or regression (user files with labels)')
+    offset: int = opt(0,
+        'skip the first N records (atomistic sources), e.g. to pretrain on structures the task does not '
+        'use')
+    limit: int | None = opt(None, 'use only the first N records (deterministic subsets)')
+    on_error: str = opt("raise", 'raise: stop at the first bad record; skip: skip bad records and report each')
     # A record equal to an earlier kept one (same canonical SMILES, same atoms and cell, same STEP
     # bytes) is a bad record under "reject": in labelled data a duplicate can land in both the
     # training and the test split, or carry a conflicting label. "auto" rejects them in labelled
     # data sets and keeps them in unlabeled corpora, where repeats only re-weight pretraining.
-    duplicates: str = "auto"  # "auto", "reject" or "keep"
+    duplicates: str = opt("auto",
+        'reject: a record equal to an earlier kept one (same canonical SMILES; same atoms, positions and '
+        'cell; byte-identical STEP file) is a bad record, named as a duplicate of that one; keep: keep '
+        'duplicates; auto: reject them in labelled data sets, keep them in unlabeled ones')
     # Far above every registered data set (largest: 288 atoms); catches runaway inputs such as
     # polymers written out atom by atom before they cost conformer or neighbour-list time.
-    max_atoms: int | None = 5000  # more atoms (graph nodes) than this makes a bad record; None: no limit
-    explicit_h: bool = False
-    conformer: bool = False
+    max_atoms: int | None = opt(5000,
+        'a molecule or structure with more atoms (graph nodes; hydrogens count with explicit_h) is a bad '
+        'record; empty: no limit')
+    explicit_h: bool = opt(False, 'add hydrogens as nodes')
+    conformer: bool = opt(False, 'add 3D positions (ETKDG, then MMFF where it applies)')
     # atomistic structures (crystals, 3D molecules)
-    cutoff: float = 5.0  # neighbour-list radius, Angstrom
-    max_neighbors: int | None = None  # keep only the nearest N neighbours of each atom
-    label_file: str | None = None  # CSV of labels keyed by structure file name (folder of CIF/POSCAR)
-    id_column: str | None = None  # column of label_file holding the file names
+    cutoff: float = opt(5.0, 'atomistic structures: neighbour-list cutoff radius in Angstrom')
+    max_neighbors: int | None = opt(None, "atomistic structures: keep only each atom's nearest N neighbours")
+    label_file: str | None = opt(None, 'folder of CIF/POSCAR files: CSV of labels keyed by file name')
+    id_column: str | None = opt(None, 'column of label_file that holds the file names')
 
     def check(self, where: str = "data.") -> None:
         """Raise :class:`ConfigError` for a value outside its option's choices or range.
@@ -79,22 +101,25 @@ class DataConfig:
 class ModelConfig:
     """The encoder: a PyG backbone with categorical embeddings in front."""
 
-    backbone: str = "gine"
-    hidden: int = 300
-    num_layers: int = 5
-    dropout: float = 0.0
-    norm: str | None = "batch_norm"
-    jk: str | None = None
-    pooling: str = "mean"
-    options: dict[str, Any] = field(default_factory=dict)  # extra backbone keyword arguments
+    backbone: str = opt("gine", '2D: gin, gine (bond-aware), gcn, gat, sage, pna; 3D: schnet, painn, et')
+    hidden: int = opt(300, 'width of embeddings and hidden layers')
+    num_layers: int = opt(5, 'message-passing layers')
+    dropout: float = opt(0.0, 'dropout in the backbone during pretraining')
+    norm: str | None = opt("batch_norm",
+        'normalisation between layers (batch_norm, layer_norm, graph_norm, or empty)')
+    jk: str | None = opt(None, 'jumping knowledge: empty (last layer), cat, max, lstm')
+    pooling: str = opt("mean", 'graph readout for fine-tuning: mean, sum, max')
+    options: dict[str, Any] = opt(factory=dict, text='extra keyword arguments for the backbone (e.g. heads for gat)')
 
 
 @dataclass
 class ObjectiveConfig:
     """A pretraining objective by name; every other key goes to its constructor."""
 
-    name: str = "graphmae"
-    options: dict[str, Any] = field(default_factory=dict)
+    name: str = opt("graphmae",
+        'graphmae, attrmask, higmae (2D); denoise, scd (3D); other keys under objective: are its options')
+    options: dict[str, Any] = opt(factory=dict,
+        text='objective options, e.g. mask_rate, replace_rate, keep_rate, alpha (graphmae)')
 
     # Unknown keys are collected here and checked against the objective's signature.
     _extra_to = "options"
@@ -102,66 +127,75 @@ class ObjectiveConfig:
 
 @dataclass
 class PretrainConfig:
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    max_steps: int | None = None  # stop early after this many optimiser steps
-    resume: bool = True  # continue from <output_dir>/last.pt when present
-    num_workers: int = 0
-    accumulate: int = 1  # micro-batches per optimiser step in each process (gradient accumulation)
-    checkpoint_every: int | None = 1000  # also write last.pt every this many steps (None: epoch ends only)
+    epochs: int = opt(10, 'pretraining epochs')
+    batch_size: int = opt(256, 'graphs per pretraining batch')
+    lr: float = opt(1e-3, 'Adam learning rate')
+    weight_decay: float = opt(0.0, 'Adam weight decay')
+    max_steps: int | None = opt(None, 'stop after this many optimiser steps (empty: run all epochs)')
+    resume: bool = opt(True, 'continue from output_dir/last.pt when it exists')
+    num_workers: int = opt(0, 'DataLoader worker processes')
+    accumulate: int = opt(1,
+        'micro-batches per optimiser step in each process: the global batch (batch_size) is split into '
+        "processes x accumulate equal micro-batches and the step's loss is their mean")
+    checkpoint_every: int | None = opt(1000,
+        'also write last.pt every this many optimiser steps, so a killed run loses at most that many '
+        '(null: only at epoch ends); SIGTERM always writes one before stopping')
 
 
 @dataclass
 class FinetuneConfig:
     """Fine-tuning on a labelled task; the test score is read at the best validation epoch."""
 
-    task: DataConfig = field(default_factory=DataConfig)
-    split: str = "scaffold"  # "scaffold", "random" or "matbench" (5-fold; split_seed is the fold)
-    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
-    split_seed: int = 0  # random split only; the scaffold split is deterministic
-    label_fraction: float = 1.0
-    mode: str = "full"  # "full" fine-tuning or "linear" probing (frozen encoder)
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    dropout: float = 0.5
-    head_hidden: int | None = None  # None: a linear head
-    seed: int = 0
-    save_checkpoints: bool = True  # last.pt every epoch (resumable) and best.pt at the end
-    resume: bool = True
+    task: DataConfig = opt(factory=DataConfig, text='labelled data set: a registry name or a mapping like data:')
+    split: str = opt("scaffold",
+        'scaffold (deterministic Bemis-Murcko, pretrain-gnns), random, or matbench (fold '
+        "finetune.split_seed of Matbench's 5-fold KFold, validation drawn from its training part)")
+    split_fractions: list[float] = opt(factory=lambda: [0.8, 0.1, 0.1], text='train, valid, test shares')
+    split_seed: int = opt(0, 'seed of the random split; the fold (0-4) of the matbench split')
+    label_fraction: float = opt(1.0, 'share of the training split whose labels are used (few-label curves)')
+    mode: str = opt("full", 'full (train everything) or linear (frozen encoder, train the head)')
+    epochs: int = opt(100, 'fine-tuning epochs; the test score is read at the best validation epoch')
+    batch_size: int = opt(32, 'graphs per fine-tuning batch')
+    lr: float = opt(1e-3, 'Adam learning rate')
+    weight_decay: float = opt(0.0, 'Adam weight decay')
+    dropout: float = opt(0.5, 'dropout in the backbone and head while fine-tuning')
+    head_hidden: int | None = opt(None, 'hidden width of an MLP head (empty: linear head)')
+    seed: int = opt(0, 'seed of the fine-tuning run (head init, shuffling, label subset)')
+    save_checkpoints: bool = opt(True, 'write last.pt every epoch and best.pt at the end')
+    resume: bool = opt(True, 'continue from output_dir/last.pt when it exists')
     # atomistic tasks
-    energy_weight: float = 1.0  # energies and forces: weight of the per-atom energy loss
-    force_weight: float = 10.0  # energies and forces: weight of the force loss
-    noisy_nodes_weight: float = 0.0  # auxiliary denoising loss while fine-tuning (SCD: 0.1)
-    noisy_nodes_sigma: float = 0.005  # its noise, Angstrom
+    energy_weight: float = opt(1.0, 'energies and forces: weight of the per-atom energy loss')
+    force_weight: float = opt(10.0, 'energies and forces: weight of the force loss')
+    noisy_nodes_weight: float = opt(0.0,
+        'weight of the auxiliary noisy-nodes denoising loss (geometric backbones; SCD uses 0.1)')
+    noisy_nodes_sigma: float = opt(0.005, 'noise of the noisy-nodes loss, Angstrom')
 
 
 @dataclass
 class BenchmarkConfig:
-    methods: list[Any] = field(default_factory=lambda: ["scratch", "attrmask", "graphmae"])
-    tasks: list[Any] = field(default_factory=list)  # registry names or DataConfig dicts
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    label_fractions: list[float] = field(default_factory=lambda: [1.0])
-    tier: str = "custom"
+    methods: list[Any] = opt(factory=lambda: ["scratch", "attrmask", "graphmae"],
+        text='scratch and objectives by name, or mappings {name:, label:, <options>}')
+    tasks: list[Any] = opt(factory=list, text='labelled data sets (names or mappings like data:)')
+    seeds: list[int] = opt(factory=lambda: [0, 1, 2], text='fine-tuning seeds; every method sees the same seeds')
+    label_fractions: list[float] = opt(factory=lambda: [1.0], text='label fractions of the training split to run')
+    tier: str = opt("custom", 'a name for the report (quick, paper, ...)')
 
 
 @dataclass
 class RunConfig:
-    seed: int = 0
-    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    output_dir: str = "runs/default"
-    cache_dir: str = ".graphssl_cache"
-    threads: int | None = None  # torch intra-op threads; None keeps torch's default
-    progress: bool = True
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    seed: int = opt(0, 'seed of the pretraining run (weights, masks, shuffling)')
+    device: str = opt("auto", 'auto (CUDA when present, else CPU), cpu, cuda or cuda:N')
+    output_dir: str = opt("runs/default", 'folder for checkpoints, configs and results')
+    cache_dir: str = opt(".graphssl_cache",
+        'folder for featurised data sets, keyed by featuriser version and options')
+    threads: int | None = opt(None, "torch CPU threads (empty: torch's default)")
+    progress: bool = opt(True, 'show progress bars')
+    data: DataConfig = opt(factory=DataConfig)
+    model: ModelConfig = opt(factory=ModelConfig)
+    objective: ObjectiveConfig = opt(factory=ObjectiveConfig)
+    pretrain: PretrainConfig = opt(factory=PretrainConfig)
+    finetune: FinetuneConfig = opt(factory=FinetuneConfig)
+    benchmark: BenchmarkConfig = opt(factory=BenchmarkConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -327,3 +361,33 @@ def data_config(spec: Any, where: str = "task") -> DataConfig:
     if isinstance(spec, dict):
         return from_dict(DataConfig, spec, prefix=f"{where}.")
     raise ConfigError(f"'{where}' must be a data set name or a mapping, got {spec!r}")
+
+
+def _help_rows(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(option name, default, help) of every option, nested sections walked in field order."""
+    rows = []
+    hints = get_type_hints(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        text = f.metadata.get("help", "")
+        value = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(hints[f.name]) and not text:
+            rows += _help_rows(hints[f.name], f"{name}.")
+            continue
+        rows.append((name, dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value, text))
+    return rows
+
+
+def options_text() -> str:
+    """Every option with its default and help, for argparse epilogs."""
+    lines = ["configuration options (YAML keys; override any with --set key=value):"]
+    for name, value, text in _help_rows():
+        shown = "" if isinstance(value, dict) and not value else f" (default: {value})"
+        lines.append(f"  {name}{shown}\n      {text}")
+    return "\n".join(lines)
+
+
+def undocumented() -> list[str]:
+    """Option names that have no help line (kept empty by a test)."""
+    return [name for name, _, text in _help_rows() if not text]
