@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GIN
 
-from graphssl.molecule.features import ATOM_FEATURE_DIMS
+from graphssl.molecule.features import ATOM_FEATURE_DIMS, molecule_feature_spec
 from graphssl.core.config import DataConfig, ModelConfig
 from graphssl.data.dataset import load_dataset
 from graphssl.nn import build_encoder
@@ -145,7 +145,7 @@ class BackboneOnly(nn.Module):
 
 # --------------------------------------------------------------------------- arms
 def graphssl_graphmae(hidden: int, layers: int, name: str = "graphmae", options: dict | None = None) -> nn.Module:
-    encoder = build_encoder(ModelConfig(backbone="gin", hidden=hidden, num_layers=layers))
+    encoder = build_encoder(ModelConfig(backbone="gin", hidden=hidden, num_layers=layers), molecule_feature_spec())
     return build_objective(name, encoder, options or {})
 
 
@@ -257,7 +257,7 @@ def growth(sizes: list[int], total_nodes: int, repeats: int, hidden: int, layers
             for n in sizes:
                 data = graphs[n]
                 t0 = time.perf_counter()
-                if hasattr(objective, "transform"):
+                if objective.transform is not None:
                     data = objective.transform.many(data)
                 prep[n] = time.perf_counter() - t0
                 batches[n] = Batch.from_data_list(data)

@@ -18,7 +18,7 @@ from pathlib import Path
 from graphssl.core.config import DataConfig, FinetuneConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
 from graphssl.data.dataset import load_dataset
 from graphssl.engine.pretrain import pretrain
-from graphssl.engine.segmentation import finetune_segmentation
+from graphssl.engine.finetune import finetune as finetune_segmentation
 
 
 def main() -> None:

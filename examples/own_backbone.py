@@ -17,12 +17,14 @@ from torch_geometric.nn import GATv2Conv
 from graphssl.core.config import DataConfig
 from graphssl.data.dataset import load_dataset
 from graphssl.nn import Encoder
-from graphssl.nn.factory import molecule_feature_spec
+from graphssl.molecule.features import molecule_feature_spec
 from graphssl.objectives import AttrMask
 
 
 class ResidualGATv2(nn.Module):
     """Your own backbone: GATv2 layers with bond features, residual connections and LayerNorm."""
+
+    supports_edge_attr = True  # the encoder passes the embedded bond features as edge_attr
 
     def __init__(self, hidden: int, layers: int = 3) -> None:
         super().__init__()

@@ -94,7 +94,7 @@ def _prepare(args: argparse.Namespace) -> int:
     from graphssl.core.config import DataConfig
     from graphssl.brep.dataset import is_brep
     from graphssl.data.dataset import is_atomistic, resolve_source
-    from graphssl.data.registry import catalogue
+    from graphssl.data.sources import catalogue
     from graphssl.core.errors import DataError
     from graphssl.molecule.shards import prepare_shards
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
             run_benchmark(_load(args), command=command)
         elif args.command == "data":
-            from graphssl.data.registry import catalogue
+            from graphssl.data.sources import catalogue
 
             if args.data_command == "list":
                 for name, task_type, metric, description in catalogue():

@@ -386,7 +386,7 @@ def _step_folder(folder: Path, bad_name: str, write_bad: Callable[[Path], None],
         write_step(BRepPrimAPI_MakeBox(*size).Shape(), folder / name)
         (folder / name).with_suffix(".labels").write_text("0\n1\n0\n1\n0\n1\n")
     write_bad(folder / bad_name)
-    return Case(DataConfig(path=str(folder)), 1, f"part 1 ({bad_name})", bad_name, reason, 2)
+    return Case(DataConfig(path=str(folder)), 1, f"part 1 ({bad_name!r})", bad_name, reason, 2)
 
 
 def empty_step(folder: Path) -> Case:

@@ -15,24 +15,21 @@ import torch
 from ase.calculators.emt import EMT
 from pymatgen.core import Lattice, Structure
 
-from graphssl.atomistic.datasets import (
-    ATOMISTIC_DATASETS,
-    atomistic_feature_spec,
-    load_atomistic_dataset,
-    matbench_folds,
-)
+from graphssl.atomistic.datasets import AtomisticDataset, atomistic_feature_spec
 from graphssl.atomistic.emt import generate_emt
-from graphssl.atomistic.graph import edge_vectors
+from graphssl.atomistic.graph import ATOMISTIC_FIELDS, edge_vectors
 from graphssl.atomistic.neighbors import radius_graph
-from graphssl.atomistic.store import AtomisticStore
+from graphssl.atomistic.splits import matbench_folds
 from graphssl.core.config import DataConfig
-from graphssl.data.packaged import packaged_file
-from graphssl.data.registry import HARTREE_TO_EV, QM9_TARGETS
 from graphssl.core.errors import DataError
+from graphssl.data.dataset import load_dataset
+from graphssl.data.packaged import HARTREE_TO_EV, QM9_TARGETS, packaged_file
+from graphssl.data.sources import SOURCES
+from graphssl.data.store import TensorStore
 
 
-def _load(config: DataConfig, cache: Path):
-    return load_atomistic_dataset(config, cache_dir=cache, progress=False, verbose=False)
+def _load(config: DataConfig, cache: Path) -> AtomisticDataset:
+    return load_dataset(config, cache_dir=cache, progress=False, verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +48,7 @@ def emt_file(tmp_path_factory) -> Path:
 
 
 def test_registry_and_feature_spec():
-    assert {"qm9-3d", "matbench-dielectric"} <= set(ATOMISTIC_DATASETS)
+    assert all(SOURCES.get(name).domain == "atomistic" for name in ("qm9-3d", "matbench-dielectric"))
     assert atomistic_feature_spec().node_dims == (120,)
 
 
@@ -110,11 +107,11 @@ def test_store_round_trip_and_damaged_files(matbench, emt_file, tmp_path):
     crystals = list(matbench)
     labelled_frames = list(_load(DataConfig(path=str(emt_file)), tmp_path / "cache"))  # energy, forces, stress
     for structures in (crystals, labelled_frames):
-        store = AtomisticStore.from_structures(structures)
+        store = TensorStore.from_graphs(structures, ATOMISTIC_FIELDS)
         path = tmp_path / "store.pt"
         store.save(path)
-        loaded = AtomisticStore.load(path)
-        assert loaded.names == store.names and set(loaded.t) == set(store.t)
+        loaded = TensorStore.load(path, ATOMISTIC_FIELDS)
+        assert loaded.strings == store.strings and set(loaded.t) == set(store.t)
         for key, value in store.t.items():
             assert torch.equal(loaded.t[key], value), key
         for i in (0, len(store) - 1):
@@ -125,10 +122,10 @@ def test_store_round_trip_and_damaged_files(matbench, emt_file, tmp_path):
     raw = path.read_bytes()
     (tmp_path / "half.pt").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DataError, match="half.pt"):
-        AtomisticStore.load(tmp_path / "half.pt")
+        TensorStore.load(tmp_path / "half.pt", ATOMISTIC_FIELDS)
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     with pytest.raises(DataError, match="not a graphssl atomistic store"):
-        AtomisticStore.load(tmp_path / "foreign.pt")
+        TensorStore.load(tmp_path / "foreign.pt", ATOMISTIC_FIELDS)
 
 
 def test_store_get_does_not_alias_positions(matbench):
@@ -181,6 +178,16 @@ def test_cif_folder_with_labels(tmp_path):
     for data, (structure, _) in zip(dataset, structures.values()):
         assert data.pbc.all() and sorted(data.z.tolist()) == sorted(site.specie.Z for site in structure)
         assert abs(float(torch.det(data.cell[0].double())) - structure.volume) < 1e-3
+
+
+def test_cif_folder_without_labels_and_a_single_structure_file(tmp_path):
+    structures = _cif_folder(tmp_path / "cifs")
+    (tmp_path / "cifs" / "notes.txt").write_text("not a structure")  # other files do not count
+    folder = _load(DataConfig(path=str(tmp_path / "cifs")), tmp_path / "cache")
+    assert folder.task_type is None and folder.names == sorted(structures)
+    single = _load(DataConfig(path=str(tmp_path / "cifs" / "si.cif")), tmp_path / "cache")
+    assert len(single) == 1 and single.names == ["si.cif"] and single.task_type is None
+    assert torch.equal(single[0].z, folder[folder.names.index("si.cif")].z)
 
 
 def test_cif_folder_missing_file_strict_and_skip(tmp_path):

@@ -1,9 +1,9 @@
-"""Learning on B-rep parts: UV-grid embeddings, the STEP data set, masked pretraining and
-per-face segmentation fine-tuning."""
+"""Learning on B-rep parts: UV-grid embeddings, the STEP data set and masked pretraining.
+
+Per-face segmentation fine-tuning is tested in tests/tasks/test_segmentation.py."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -16,19 +16,15 @@ pytest.importorskip("OCP")
 from torch_geometric.data import Batch, Data  # noqa: E402
 
 from graphssl.brep.adapter import CONVEXITY, CURVE_TYPES, SURFACE_TYPES, solid_to_data  # noqa: E402
-from graphssl.cli import main  # noqa: E402
-from graphssl.core.config import DataConfig, ModelConfig, load_config  # noqa: E402
-from graphssl.brep.dataset import BREP_DATASETS  # noqa: E402
+from graphssl.core.config import DataConfig, ModelConfig  # noqa: E402
+from graphssl.brep.sources import BREP_DATASETS  # noqa: E402
 from graphssl.brep.generate import FEATURE_CLASSES, generate_dataset, generate_part, part_seed  # noqa: E402
 from graphssl.data.dataset import load_dataset  # noqa: E402
-from graphssl.data.registry import catalogue  # noqa: E402
+from graphssl.data.sources import catalogue  # noqa: E402
 from graphssl.nn import build_encoder  # noqa: E402
 from graphssl.brep import encoders as emb  # noqa: E402
-from graphssl.core.errors import CheckpointError, ConfigError, DataError  # noqa: E402
+from graphssl.core.errors import DataError  # noqa: E402
 from graphssl.objectives import build_objective  # noqa: E402
-from graphssl.engine.checkpoint import save_checkpoint  # noqa: E402
-from graphssl.engine.finetune import SELECTION_RULE  # noqa: E402
-from graphssl.engine.segmentation import face_accuracy, finetune_segmentation, mean_iou  # noqa: E402
 
 MODEL = ModelConfig(backbone="gine", hidden=32, num_layers=2)
 
@@ -201,62 +197,3 @@ def test_registry_generates_parts_and_pretrain_drops_labels(tmp_path):
     pre = load_dataset(DataConfig(name="brep-machining-pretrain", limit=4), tmp_path, progress=False, verbose=False)
     assert pre.task_type is None and getattr(pre[0], "y", None) is None
     assert not torch.equal(pre[0].face_area, ds[0].face_area)  # another seed, other parts
-
-
-# ----------------------------------------------------------------------------- segmentation
-
-
-def test_miou_and_accuracy_by_hand():
-    truth = np.array([0, 0, 1, 1, 2, 2])
-    pred = np.array([0, 1, 1, 1, 2, 3])
-    assert face_accuracy(truth, pred) == pytest.approx(4 / 6)
-    # class 0: 1/2, class 1: 2/3, class 2: 1/2, class 3 (predicted only): 0/1; class 4: absent
-    assert mean_iou(truth, pred) == pytest.approx((1 / 2 + 2 / 3 + 1 / 2 + 0) / 4)
-    assert mean_iou(truth, truth) == 1.0 and np.isnan(mean_iou(truth[:0], pred[:0]))
-
-
-def _overrides(run: Path, parts_dir: Path, cache: Path) -> list[str]:
-    values = [f"output_dir={run}", f"cache_dir={cache}", "progress=false", "threads=1",
-              "model.backbone=gine", "model.hidden=32", "model.num_layers=2", f"data.path={parts_dir}",
-              "pretrain.epochs=1", "pretrain.batch_size=8", "objective.name=graphmae", "objective.loss=mse",
-              f"finetune.task.path={parts_dir}", "finetune.split=random", "finetune.epochs=5",
-              "finetune.batch_size=4", "finetune.label_fraction=0.1", "finetune.lr=0.005", "finetune.dropout=0.1"]
-    return [a for v in values for a in ("--set", v)]
-
-
-def test_segmentation_end_to_end_through_the_cli(parts_dir, cache, tmp_path, capsys):
-    assert main(["pretrain", *_overrides(tmp_path / "pre", parts_dir, cache)]) == 0
-    encoder = tmp_path / "pre" / "encoder.pt"
-    assert main(["finetune", "--checkpoint", str(encoder), *_overrides(tmp_path / "run", parts_dir, cache)]) == 0
-    assert "valid miou" in capsys.readouterr().out
-    result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert result["metric"] == "miou" and result["selection"] == SELECTION_RULE
-    assert result["train_size"] == 2  # 10% of 24 training parts
-    history = result["history"]
-    assert len(history) == 5 and {"valid_accuracy", "test_accuracy"} <= set(history[0])
-    best = max(history, key=lambda h: h["valid"])  # first best on ties, as the loop keeps it
-    assert result["best_epoch"] == best["epoch"] and result["test"] == pytest.approx(best["test"])
-    assert result["test_accuracy"] == pytest.approx(best["test_accuracy"])
-    assert 0 < result["valid"] <= 1 and 0 < result["test_accuracy"] <= 1
-    assert (tmp_path / "run" / "best.pt").is_file()
-
-
-def test_scaffold_split_is_refused_and_foreign_state_is_not_resumed(parts_dir, cache, tmp_path):
-    overrides = [f"output_dir={tmp_path}", f"cache_dir={cache}", "progress=false", "model.hidden=16",
-                 "model.num_layers=1", f"finetune.task.path={parts_dir}", "finetune.epochs=1"]
-    with pytest.raises(ConfigError, match="split=random"):
-        finetune_segmentation(load_config(None, overrides))
-    save_checkpoint(tmp_path / "last.pt", {"kind": "pretrain-state"})
-    with pytest.raises(CheckpointError, match="pretrain-state"):
-        finetune_segmentation(load_config(None, [*overrides, "finetune.split=random"]))
-
-
-def test_one_percent_of_labels_still_keeps_a_part(parts_dir, cache, tmp_path):
-    config = load_config(None, [f"output_dir={tmp_path}", f"cache_dir={cache}", "progress=false", "threads=1",
-                                "model.hidden=16", "model.num_layers=1", f"finetune.task.path={parts_dir}",
-                                "finetune.split=random", "finetune.epochs=1", "finetune.label_fraction=0.01",
-                                "finetune.save_checkpoints=false"])
-    assert finetune_segmentation(config).train_size == 1
-    five = load_dataset(config.finetune.task, cache, progress=False, verbose=False).subset(range(5))
-    with pytest.raises(DataError, match="at least one"):  # 10% of 5 parts is no validation part
-        finetune_segmentation(config, dataset=five)

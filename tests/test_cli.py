@@ -27,6 +27,7 @@ benchmark:
     return path
 
 
+@pytest.mark.slow
 def test_pretrain_finetune_benchmark_end_to_end(tmp_path, molecule_csv, capsys):
     config = _tiny_config(tmp_path, molecule_csv)
     assert main(["pretrain", "--config", str(config), "--set", "objective.name=attrmask"]) == 0
@@ -64,6 +65,7 @@ def test_help_explains_every_option(command, capsys):
         assert "--checkpoint" in text
 
 
+@pytest.mark.slow
 def test_data_generate_commands(tmp_path, capsys):
     assert main(["data", "generate", "emt", "--n", "3", "--out", str(tmp_path / "emt"), "--no-progress"]) == 0
     assert (tmp_path / "emt" / "emt.extxyz").is_file()
@@ -72,6 +74,7 @@ def test_data_generate_commands(tmp_path, capsys):
     assert "parts/s" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_atomistic_pretraining_and_finetuning_by_name(tmp_path):
     common = ["--set", f"cache_dir={tmp_path / 'cache'}", "--set", "progress=false", "--set", "model.backbone=painn",
               "--set", "model.hidden=16", "--set", "model.num_layers=1"]

@@ -165,3 +165,19 @@ def test_coarsening_a_crystal_graph_with_periodic_images():
     levels = coarsen_batch(data, levels=2, ratio=0.5)
     assert levels[0].cluster.numel() == 5 and levels[0].cluster.max() < 5
     assert not bool((levels[0].edge_index[0] == levels[0].edge_index[1]).any())
+
+
+def test_graph_transform_applies_to_many_graphs_in_order():
+    from graphssl.transforms.base import GraphTransform
+
+    class AddDegree(GraphTransform):
+        def forward(self, data):
+            data = data.clone()
+            data.degree = torch.bincount(data.edge_index[0], minlength=data.num_nodes)
+            return data
+
+    graphs = [smiles_to_data(s) for s in MOLS]
+    out = AddDegree().many(graphs)
+    assert [g.num_nodes for g in out] == [g.num_nodes for g in graphs]
+    assert all(torch.equal(o.degree, AddDegree()(g).degree) for o, g in zip(out, graphs))
+    assert isinstance(Coarsen(), GraphTransform)  # what HiGMAE hands the pretraining loop

@@ -1,10 +1,18 @@
 import math
+import subprocess
+import sys
+import textwrap
 
 import pytest
+import torch
 
+from graphssl.atomistic.graph import ATOMISTIC_FIELDS
 from graphssl.core.config import DataConfig
 from graphssl.data.dataset import load_dataset
-from graphssl.core.errors import DataError
+from graphssl.data.sources import SOURCES, catalogue, input_kind
+from graphssl.data.store import TensorStore
+from graphssl.molecule.featurise import MOLECULE_FIELDS
+from graphssl.core.errors import ConfigError, DataError
 
 
 def test_csv_with_labels(tmp_path, molecule_csv):
@@ -79,8 +87,10 @@ def test_registry_sets_load(tmp_path):
 
 
 def test_source_errors_name_the_input(tmp_path):
-    with pytest.raises(DataError, match="unknown data set 'zinc'"):
+    with pytest.raises(ConfigError, match="unknown data set 'zinc'.*data.path"):
         load_dataset(DataConfig(name="zinc"), tmp_path)
+    with pytest.raises(ConfigError, match="Did you mean 'b3db'"):
+        load_dataset(DataConfig(name="b3bd"), tmp_path)
     with pytest.raises(DataError, match="does not exist"):
         load_dataset(DataConfig(path=str(tmp_path / "none.csv")), tmp_path)
     path = tmp_path / "t.csv"
@@ -89,3 +99,114 @@ def test_source_errors_name_the_input(tmp_path):
         load_dataset(DataConfig(path=str(path), label_columns=["z"], task_type="regression"), tmp_path)
     with pytest.raises(DataError, match="task_type"):
         load_dataset(DataConfig(path=str(path), label_columns=["y"]), tmp_path)
+
+
+# ----------------------------------------------------------------------------- input kinds
+
+
+def _folder(root, name: str, files: list[str]):
+    folder = root / name
+    folder.mkdir()
+    for file in files:
+        (folder / file).write_text("")
+    return folder
+
+
+def test_the_kind_of_a_path_follows_the_documented_rules(tmp_path):
+    cases = {
+        "mols.csv": "molecule file", "mols.tsv.gz": "molecule file", "mols.SMI": "molecule file",
+        "frames.extxyz": "atomistic structures", "rows.db": "atomistic structures", "one.cif": "atomistic structures",
+        "POSCAR": "atomistic structures", "part.STEP": "B-rep parts", "part.stp": "B-rep parts",
+    }
+    for name, kind in cases.items():
+        (tmp_path / name).write_text("")
+        assert input_kind(tmp_path / name).name == kind, name
+    # a folder is claimed by the files in it; other files (labels, notes) do not count
+    assert input_kind(_folder(tmp_path, "cifs", ["a.cif", "CONTCAR_2", "labels.csv"])).domain == "atomistic"
+    assert input_kind(_folder(tmp_path, "parts", ["a.step", "a.labels", "classes.txt"])).domain == "brep"
+    assert input_kind(_folder(tmp_path, "prepared", ["manifest.json", "shard-00000.pt"])).name == "prepared molecules"
+
+
+def test_a_path_no_kind_or_several_kinds_claim_is_an_error_naming_it(tmp_path):
+    notes = _folder(tmp_path, "notes", ["todo.md", "labels.csv"])
+    with pytest.raises(DataError, match=r"notes.*holds 2 files \(labels.csv, todo.md\), which no input kind claims"):
+        input_kind(notes)  # any folder used to count as atomistic structures
+    with pytest.raises(DataError, match="no input kind claims"):
+        load_dataset(DataConfig(path=str(_folder(tmp_path, "empty", []))), tmp_path / "cache")
+    mixed = _folder(tmp_path, "mixed", ["a.cif", "b.step"])
+    with pytest.raises(DataError, match=r"mixed.*several input kinds: atomistic structures \(1 file \(a.cif\)\); "
+                                        r"B-rep parts \(1 file \(b.step\)\)"):
+        input_kind(mixed)
+    (tmp_path / "table.parquet").write_text("")
+    with pytest.raises(DataError, match=r"table.parquet.*no input kind reads.*\*\.csv"):
+        load_dataset(DataConfig(path=str(tmp_path / "table.parquet")), tmp_path / "cache")
+    (tmp_path / "poscar.csv").write_text("")
+    with pytest.raises(DataError, match="matches several input kinds"):
+        input_kind(tmp_path / "poscar.csv")
+
+
+def test_every_registered_data_set_is_in_the_catalogue_with_its_domain():
+    rows = {name: (task_type, metric) for name, task_type, metric, _ in catalogue()}
+    assert rows["b3db"] == ("classification", "roc_auc") and rows["moses"] == (None, None)
+    assert rows["qm9-3d"] == ("regression", "mae") and rows["brep-machining"] == ("segmentation", "miou")
+    assert {"moleculenet-bbbp", "moleculenet-esol"} <= set(rows)
+    assert {SOURCES.get(name).domain for name in rows} == {"molecule", "atomistic", "brep"}
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+def test_store_reads_legacy_files_and_refuses_damaged_or_foreign_ones(tmp_path, smiles_file):
+    built = load_dataset(DataConfig(path=str(smiles_file), conformer=False), tmp_path / "cache", progress=False)
+    [folder] = (tmp_path / "cache").iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == ["graphs.pt", "report.json"]  # no temporary left
+    store = built.store
+    # a cache written before the common store: read as it is, never rebuilt or misread
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"format": "graphssl-graph-store/1", "tensors": store.t, "smiles": store.strings["smiles"]}, legacy)
+    old = TensorStore.load(legacy, MOLECULE_FIELDS)
+    for i in (0, len(store) - 1):
+        a, b = store.get(i), old.get(i)
+        assert a.smiles == b.smiles and all(torch.equal(a[k], b[k]) for k in ("x", "edge_index", "edge_attr", "y"))
+    with pytest.raises(DataError, match=r"not a graphssl atomistic store.*holds a 'molecule' store"):
+        TensorStore.load(folder / "graphs.pt", ATOMISTIC_FIELDS)
+    raw = (folder / "graphs.pt").read_bytes()
+    (tmp_path / "half.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match="half.pt.*unreadable"):
+        TensorStore.load(tmp_path / "half.pt", MOLECULE_FIELDS)
+    bad = dict(store.t, x=store.t["x"][:-1])
+    TensorStore(bad, store.strings, MOLECULE_FIELDS).save(tmp_path / "short.pt")
+    with pytest.raises(DataError, match=r"short.pt' has inconsistent sizes \(x\)"):
+        TensorStore.load(tmp_path / "short.pt", MOLECULE_FIELDS)
+
+
+def test_a_field_on_some_graphs_only_is_refused(tmp_path):
+    from graphssl.molecule.adapter import smiles_to_data
+
+    with_pos, without = smiles_to_data("CCO", conformer=True), smiles_to_data("CCN")
+    for g in (with_pos, without):
+        g.y = torch.zeros(1, 0)
+    with pytest.raises(DataError, match="'pos' is present on 1 of 2 graphs but missing on 'CCN'"):
+        TensorStore.from_graphs([with_pos, without], MOLECULE_FIELDS)
+
+
+def test_importing_the_package_and_the_molecule_schema_needs_no_optional_extra():
+    script = textwrap.dedent("""
+        import importlib.abc, sys
+
+        class Refuse(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {"rdkit", "vesin", "ase", "pymatgen", "OCP"}:
+                    raise ModuleNotFoundError(name)
+
+        sys.meta_path.insert(0, Refuse())
+        import graphssl
+        from graphssl.molecule.features import FEATURIZER_VERSION, molecule_feature_spec
+
+        spec = molecule_feature_spec()
+        assert spec.node_dims[0] == 119 and len(spec.edge_dims) == 3 and FEATURIZER_VERSION
+        from graphssl.data.sources import catalogue
+        assert len(catalogue()) > 10
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""Tests for graphssl.data.download, served offline through file:// URLs."""
+"""Tests for graphssl.data.download and the MoleculeNet table, served offline through file:// URLs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from urllib.parse import urlparse
 import pytest
 
 from graphssl.data import download as dl
-from graphssl.data.download import MOLECULENET, RemoteSource, UnverifiedDownloadWarning, download, fetch_source
+from graphssl.data.download import UnverifiedDownloadWarning, download
+from graphssl.molecule.moleculenet import MOLECULENET, RemoteSource, fetch_source
 from graphssl.core.errors import DataError
 
 CSV = b"smiles,label\nCCO,1\nc1ccccc1,0\nCC(=O)O,1\n"

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 
 from graphssl.atomistic.backbones import GEOMETRIC_BACKBONES, build_geometric_backbone
-from graphssl.atomistic.conditioning import AdaptiveNorm, NullCondition
+from graphssl.atomistic.conditioning import AdaptiveNorm, LayerConditioning, NullCondition
 from graphssl.atomistic.graph import AtomisticData
 from graphssl.atomistic.heads import EnergyHead, GraphEmbedding, VectorHead, forces_and_stress, with_strain
 from graphssl.core.errors import ConfigError
@@ -96,18 +96,28 @@ def random_orthogonal(reflect: bool, seed: int = 3) -> Tensor:
 
 
 class Model(nn.Module):
-    """A backbone with all the heads, in float64."""
+    """A backbone with SCD's conditioning installed and all the heads, in float64."""
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self.backbone = build_geometric_backbone(name, hidden=HIDDEN, num_layers=2, cutoff=CUTOFF)
+        LayerConditioning.install(self.backbone)
         self.energy = EnergyHead(HIDDEN, reference_energies=torch.linspace(-1.0, 1.0, 120))
         self.vector = VectorHead.for_backbone(self.backbone)
         self.embed = GraphEmbedding(HIDDEN)
 
+    @property
+    def conditioning(self) -> LayerConditioning:
+        return self.backbone.layer_hook
+
     def run(self, data: AtomisticData, condition: Tensor | None = None) -> dict[str, Tensor]:
+        """Every output; ``condition`` None runs with the null token (closed gates: the plain network)."""
         strained, displacement = with_strain(data)
-        s, v = self.backbone(strained, condition)
+        if condition is None:
+            s, v = self.backbone(strained)
+        else:
+            with self.conditioning.given(condition):
+                s, v = self.backbone(strained)
         energy = self.energy(s, strained)
         forces, stress = forces_and_stress(energy, strained, displacement)
         out = {"s": s, "energy": energy, "forces": forces, "stress": stress, "noise": self.vector(s, v, strained)}
@@ -310,27 +320,46 @@ def test_adaptive_norm_identity_and_gate() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_conditioning_in_every_layer(name: str) -> None:
-    model = make_model(name)
+    """The backbones are plain; installed from outside, the conditioning modulates every layer."""
+    torch.manual_seed(0)
+    backbone = build_geometric_backbone(name, hidden=HIDDEN, num_layers=2, cutoff=CUTOFF).double()
+    assert not any(isinstance(m, AdaptiveNorm) for m in backbone.modules())
     data = periodic_structure()
-    condition = torch.randn(1, HIDDEN, dtype=torch.float64)
-    norms = [m for m in model.backbone.modules() if isinstance(m, AdaptiveNorm)]
-    assert len(norms) == model.backbone.num_layers
-    calls: list[bool] = []
+    s0, v0 = backbone(data)
+    conditioning = LayerConditioning.install(backbone).double()
+    norms = list(conditioning.norms)
+    assert len(norms) == backbone.num_layers
+    seen: list[Tensor] = []
     for m in norms:
-        m.register_forward_hook(lambda mod, args, out: calls.append(args[1] is not None))
-    # Fresh model: unconditioned and conditioned-through-a-zero-gate agree exactly.
-    s0, v0 = model.backbone(data)
-    s1, v1 = model.backbone(data, condition)
-    assert torch.equal(s0, s1) and (v0 is None or torch.equal(v0, v1))
-    assert calls == [False] * len(norms) + [True] * len(norms)
+        m.register_forward_hook(lambda mod, args, out: seen.append(args[1]))
+    condition = torch.randn(1, HIDDEN, dtype=torch.float64)
+    # Fresh gates are closed: the null condition and a real one both leave the plain network's numbers.
+    s1, v1 = backbone(data)
+    with conditioning.given(condition):
+        s2, v2 = backbone(data)
+    for s, v in ((s1, v1), (s2, v2)):
+        assert torch.equal(s, s0) and (v0 is None or torch.equal(v, v0))
+    assert len(seen) == 2 * len(norms)
+    assert all(torch.equal(c, conditioning.null(1)) for c in seen[: len(norms)])
+    assert all(c is condition for c in seen[len(norms):])
     # Once the gates open, the condition matters and gradients reach it.
-    open_gates(model)
+    open_gates(conditioning)
     condition.requires_grad_(True)
-    s2, _ = model.backbone(data, condition)
-    assert torch.equal(model.backbone(data)[0], s0)
-    assert not torch.allclose(s2, s0)
-    s2.pow(2).sum().backward()
+    with conditioning.given(condition):
+        s3, _ = backbone(data)
+    assert not torch.allclose(s3, s0)
+    s3.pow(2).sum().backward()
     assert condition.grad is not None and condition.grad.abs().sum() > 0
+    # Removed again, the backbone is the plain network.
+    backbone.set_layer_hook(None)
+    assert torch.equal(backbone(data)[0], s0)
+
+
+def test_a_backbone_holds_one_layer_hook() -> None:
+    backbone = build_geometric_backbone("schnet", hidden=HIDDEN, num_layers=2, cutoff=CUTOFF)
+    LayerConditioning.install(backbone)
+    with pytest.raises(ConfigError, match="already has a layer hook"):
+        LayerConditioning.install(backbone)
 
 
 def test_null_condition_drop() -> None:
@@ -356,9 +385,15 @@ def test_null_condition_drop() -> None:
 
 
 def test_registry() -> None:
+    from graphssl.nn import BACKBONES, GeometricBackbone
+
     assert set(GEOMETRIC_BACKBONES) == {"schnet", "painn", "et"}
-    with pytest.raises(ConfigError, match="schnet, painn, et"):
+    # one registry for every backbone: the geometric ones are registered next to the 2D ones
+    assert {n for n, cls in BACKBONES.items() if issubclass(cls, GeometricBackbone)} == set(GEOMETRIC_BACKBONES)
+    with pytest.raises(ConfigError, match="unknown backbone 'dimenet'.*painn.*schnet"):
         build_geometric_backbone("dimenet")
+    with pytest.raises(ConfigError, match="not geometric.*schnet"):
+        build_geometric_backbone("gin")
     with pytest.raises(ConfigError, match="divisible"):
         build_geometric_backbone("et", hidden=20, heads=8)
 

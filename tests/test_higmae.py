@@ -1,11 +1,12 @@
 import pytest
 import torch
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 
-from graphssl.molecule.adapter import smiles_to_data
 from graphssl.core.config import ModelConfig
-from graphssl.nn import build_encoder
 from graphssl.core.errors import DataError
+from graphssl.molecule.adapter import smiles_to_data
+from graphssl.molecule.features import molecule_feature_spec
+from graphssl.nn import build_encoder
 from graphssl.objectives import HiGMAE, build_objective
 from graphssl.objectives.higmae import _GraphTransformer, coarse_to_fine_masks, recovery_fraction
 
@@ -14,7 +15,7 @@ MOLS = ["CC(=O)Nc1ccc(O)cc1", "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "[Na+]", "C", "CCO.[
 
 
 def _objective(**options):
-    encoder = build_encoder(ModelConfig(backbone="gine", hidden=32, num_layers=2))
+    encoder = build_encoder(ModelConfig(backbone="gine", hidden=32, num_layers=2), molecule_feature_spec())
     return build_objective("higmae", encoder, options)
 
 

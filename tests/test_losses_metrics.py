@@ -1,11 +1,9 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from graphssl.nn.losses import masked_bce_with_logits, masked_mse, sce_loss
-from graphssl.tasks.metrics import compute_metric, is_better
 
 
 def test_sce_hand_computed():
@@ -34,25 +32,3 @@ def test_masked_losses_ignore_missing_labels():
     assert masked_bce_with_logits(logits, y).item() == pytest.approx(expected.item())
     pred = torch.tensor([[1.0], [5.0]])
     assert masked_mse(pred, torch.tensor([[3.0], [float("nan")]])).item() == pytest.approx(4.0)
-
-
-def test_metrics_hand_computed():
-    y = np.array([[1.0, 3.0], [0.0, np.nan], [1.0, 1.0], [0.0, 2.0]])
-    p = np.array([[0.9, 2.0], [0.1, 0.0], [0.8, 1.0], [0.7, 4.0]])
-    # task 0: one positive ranks below a negative? scores pos 0.9, 0.8; neg 0.1, 0.7 -> AUC 1.0
-    assert compute_metric("roc_auc", y[:, :1], p[:, :1]) == pytest.approx(1.0)
-    assert compute_metric("mae", y[:, 1:], p[:, 1:]) == pytest.approx((1 + 0 + 2) / 3)
-    assert compute_metric("rmse", y[:, 1:], p[:, 1:]) == pytest.approx(math.sqrt((1 + 0 + 4) / 3))
-
-
-def test_roc_auc_skips_tasks_without_both_classes():
-    y = np.array([[1.0, 1.0], [0.0, 1.0], [1.0, np.nan]])
-    p = np.array([[0.2, 0.5], [0.9, 0.1], [0.4, 0.3]])
-    assert compute_metric("roc_auc", y, p) == pytest.approx(0.0)  # only task 0 counts
-    assert math.isnan(compute_metric("roc_auc", y[:, 1:], p[:, 1:]))
-
-
-def test_is_better_direction():
-    assert is_better("roc_auc", 0.8, 0.7) and not is_better("roc_auc", 0.6, 0.7)
-    assert is_better("rmse", 0.5, 0.7) and not is_better("mae", 0.9, 0.7)
-    assert is_better("mae", 1.0, None) and not is_better("mae", float("nan"), 1.0)

@@ -22,9 +22,8 @@ from graphssl.molecule.features import (
     BOND_FEATURE_NAMES,
     FEATURIZER_VERSION,
     NUM_ATOM_TYPES,
-    atom_features,
-    bond_features,
 )
+from graphssl.molecule.rdkit_features import atom_features, bond_features
 from graphssl.molecule.adapter import (
     SDFRecord,
     iter_sdf,

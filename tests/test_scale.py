@@ -303,30 +303,3 @@ def test_prepare_command_writes_shards_and_refuses_structures(corpus, tmp_path, 
     assert ShardedDataset(tmp_path / "p").shard_sizes == [25, 25, 10]
     assert main(["data", "prepare", "qm9-3d", "--out", str(tmp_path / "q")]) == 2
     assert "shards molecule data sets" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("name, backbone", [("graphmae", "gin"), ("attrmask", "gine"), ("higmae", "gine"),
-                                            ("denoise", "painn"), ("scd", "painn"), ("denoise", "schnet")])
-def test_objectives_that_leave_parameters_without_gradients_tell_the_distributed_wrapper(name, backbone):
-    # DistributedDataParallel hangs or fails when a parameter gets no gradient unless told to
-    # look for such parameters: every objective that can leave one out must say so
-    from torch_geometric.data import Batch
-
-    from graphssl.molecule.adapter import smiles_to_data
-    from graphssl.atomistic.adapters import from_positions
-    from graphssl.core.config import ModelConfig
-    from graphssl.nn import build_encoder
-    from graphssl.objectives import build_objective
-
-    torch.manual_seed(0)
-    objective = build_objective(name, build_encoder(ModelConfig(backbone=backbone, hidden=16, num_layers=2)), {})
-    if backbone in ("painn", "schnet"):
-        pos = torch.tensor([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]])
-        graphs = [from_positions([8, 1, 1], pos + 0.05 * k, cutoff=5.0) for k in range(4)]
-    else:
-        graphs = [smiles_to_data(s) for s in CORPUS[:8]]
-    if hasattr(objective, "transform"):
-        graphs = objective.transform.many(graphs)
-    objective(Batch.from_data_list(graphs)).backward()
-    unused = [n for n, p in objective.named_parameters() if p.grad is None]
-    assert not unused or getattr(objective, "find_unused_parameters", False), unused

@@ -6,8 +6,10 @@ import pytest
 
 from graphssl.bench.harness import parse_methods
 from graphssl.core.config import data_config, load_config
-from graphssl.data.registry import catalogue
+from graphssl.data.sources import catalogue
 from graphssl.objectives.registry import build_objective
+from graphssl.brep.encoders import brep_feature_spec
+from graphssl.molecule.features import molecule_feature_spec
 from graphssl.nn import build_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,10 +28,8 @@ def test_config_parses(path):
         task = data_config(spec)
         if task.name:
             assert task.name in {row[0] for row in catalogue()}
-    features = None
+    features = molecule_feature_spec()
     if "brep" in path.name:
-        from graphssl.brep.encoders import brep_feature_spec
-
         features = brep_feature_spec()
     encoder = build_encoder(config.model, features)
     for method in parse_methods(config.benchmark.methods):

@@ -1,6 +1,18 @@
 """Atomistic structures (crystals and 3D molecules): one graph format, neighbour lists,
-adapters, geometric backbones, SCD conditioning and output heads."""
+adapters, data sources, geometric backbones, conditioning layers and output heads.
 
+Importing this package registers the atomistic data sets and input kind, the geometric
+backbones and the Matbench split.
+It imports neither vesin, ASE nor pymatgen: the modules that use them import them when they
+run. The model-side names below are loaded on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from graphssl.atomistic import backbones, sources, splits  # noqa: F401  (registration)
 from graphssl.atomistic.adapters import (
     check_structure,
     from_ase,
@@ -9,43 +21,43 @@ from graphssl.atomistic.adapters import (
     from_rdkit_conformer,
     read_structures,
 )
-from graphssl.atomistic.backbones import (
-    GEOMETRIC_BACKBONES,
-    EquivariantTransformer,
-    GeometricBackbone,
-    PaiNN,
-    SchNet,
-    build_geometric_backbone,
-)
-from graphssl.atomistic.conditioning import AdaptiveNorm, NullCondition
 from graphssl.atomistic.graph import AtomisticData, edge_vectors
-from graphssl.atomistic.heads import EnergyHead, GraphEmbedding, VectorHead, forces_and_stress, with_strain
 from graphssl.atomistic.neighbors import NeighborList, radius_graph
 
+# name -> module that defines it, imported on first access (keeps `import graphssl` light)
+_LAZY = {
+    "GEOMETRIC_BACKBONES": "backbones",
+    "EquivariantTransformer": "backbones",
+    "GeometricBackbone": "backbones",
+    "PaiNN": "backbones",
+    "SchNet": "backbones",
+    "build_geometric_backbone": "backbones",
+    "AdaptiveNorm": "conditioning",
+    "NullCondition": "conditioning",
+    "EnergyHead": "heads",
+    "GraphEmbedding": "heads",
+    "VectorHead": "heads",
+    "forces_and_stress": "heads",
+    "with_strain": "heads",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"graphssl.atomistic.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'graphssl.atomistic' has no attribute {name!r}")
+
+
 __all__ = [
-    "GEOMETRIC_BACKBONES",
-    "AdaptiveNorm",
     "AtomisticData",
-    "EnergyHead",
-    "EquivariantTransformer",
-    "GeometricBackbone",
-    "GraphEmbedding",
     "NeighborList",
-    "NullCondition",
-    "PaiNN",
-    "SchNet",
-    "VectorHead",
-    "build_geometric_backbone",
     "check_structure",
     "edge_vectors",
-    "forces_and_stress",
     "from_ase",
     "from_positions",
     "from_pymatgen",
     "from_rdkit_conformer",
     "radius_graph",
     "read_structures",
-    "with_strain",
+    *_LAZY,
 ]
-
-from graphssl.atomistic import splits  # noqa: E402,F401  (registers the matbench split)

@@ -1,7 +1,10 @@
 """SCD's conditioning: gated adaptive layer norm on per-atom scalars, and the null token.
 
-Every geometric backbone calls an :class:`AdaptiveNorm` on its scalar features after each
-interaction block, so self-conditioned denoising wraps any backbone. The per-graph
+The backbones know nothing of it. :class:`LayerConditioning` is installed from outside as a
+backbone's layer hook (:meth:`~graphssl.nn.geometric.GeometricBackbone.set_layer_hook`), which
+every geometric backbone calls on its scalars after each interaction block; so
+self-conditioned denoising wraps any backbone, and a backbone without it (plain denoising,
+fine-tuning from scratch) carries no conditioning parameters. In every layer the per-graph
 condition (the clean structure's embedding) sets a per-channel scale, shift and gate::
 
     s <- s + tanh(gate) * ((1 + scale) * LN(s) + shift - s)
@@ -13,11 +16,16 @@ condition, and ``condition=None`` is exactly the identity: "unconditioned" and
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch_geometric.data import Data
 
 from graphssl.core.errors import ConfigError
+from graphssl.nn.geometric import GeometricBackbone
 
 
 def _graph_index(batch: Tensor | None, num_atoms: int, device: torch.device) -> Tensor:
@@ -90,3 +98,54 @@ class NullCondition(nn.Module):
 
     def extra_repr(self) -> str:
         return f"hidden={self.hidden}"
+
+
+class LayerConditioning(nn.Module):
+    """A plain geometric backbone's conditioning, installed as its layer hook: one
+    :class:`AdaptiveNorm` per interaction block and the learned null token.
+
+    Inside ``with conditioning.given(condition):`` every layer is modulated by
+    ``condition`` ``[num_graphs, cond_dim]``; elsewhere (SCD's clean pass, fine-tuning,
+    inference) by the null token, as SCD fine-tunes.
+
+    Args:
+        hidden: the backbone's width.
+        num_layers: the backbone's number of interaction blocks.
+        cond_dim: width of the condition (default ``hidden``).
+    """
+
+    def __init__(self, hidden: int, num_layers: int, cond_dim: int | None = None) -> None:
+        super().__init__()
+        cond_dim = cond_dim or hidden
+        self.norms = nn.ModuleList(AdaptiveNorm(hidden, cond_dim) for _ in range(num_layers))
+        self.null = NullCondition(cond_dim)
+        self._condition: Tensor | None = None  # set only inside given()
+
+    @classmethod
+    def install(cls, backbone: GeometricBackbone, cond_dim: int | None = None) -> LayerConditioning:
+        """A new conditioning sized for ``backbone``, installed as its layer hook."""
+        if not isinstance(backbone, GeometricBackbone):
+            raise ConfigError(f"SCD's conditioning wraps a geometric backbone (schnet, painn, et), "
+                              f"got {type(backbone).__name__}")
+        conditioning = cls(backbone.hidden, backbone.num_layers, cond_dim)
+        backbone.set_layer_hook(conditioning)
+        return conditioning
+
+    @contextmanager
+    def given(self, condition: Tensor) -> Iterator[None]:
+        """Condition the backbone's passes inside the block on ``condition`` ``[num_graphs, cond_dim]``."""
+        previous, self._condition = self._condition, condition
+        try:
+            yield
+        finally:
+            self._condition = previous
+
+    def forward(self, layer: int, s: Tensor, data: Data) -> Tensor:
+        condition = self._condition
+        if condition is None:
+            num_graphs = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
+            condition = self.null(num_graphs)
+        return self.norms[layer](s, condition, getattr(data, "batch", None))
+
+    def extra_repr(self) -> str:
+        return f"layers={len(self.norms)}, cond_dim={self.null.hidden}"

@@ -12,6 +12,7 @@ Fields of :class:`AtomisticData` (shapes per structure; batching concatenates th
 - optional labels: ``energy`` ``[1]`` (eV), ``forces`` ``[N, 3]`` (eV/A), ``stress`` ``[1, 3, 3]``
   (eV/A^3), ``y`` ``[1, T]``
 
+Stored in a :class:`~graphssl.data.store.TensorStore` with :data:`ATOMISTIC_FIELDS`.
 Edge vectors are never stored: :func:`edge_vectors` recomputes them from ``pos`` and
 ``cell``, so coordinate noise, forces (autograd through ``pos``) and stress (autograd
 through a strain of ``pos`` and ``cell``) all flow through them.
@@ -24,6 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+
+from graphssl.data.store import GraphFields
 
 
 class AtomisticData(Data):
@@ -50,6 +53,21 @@ class AtomisticData(Data):
         if key == "cell_shift":
             return 0  # integer lattice translations are not node indices
         return super().__inc__(key, value, *args, **kwargs)
+
+
+# How structures are stored. pos and cell are copied on access because coordinate noise and
+# strain transforms edit them in place; a view would corrupt the store for every later epoch.
+ATOMISTIC_FIELDS = GraphFields(
+    kind="atomistic",
+    data_class=AtomisticData,
+    node=("z", "pos", "forces"),
+    edge=("cell_shift",),
+    graph=("cell", "pbc", "y", "energy", "stress"),
+    strings=("name",),
+    optional=frozenset({"energy", "forces", "stress"}),
+    clone=frozenset({"pos", "cell"}),
+    legacy={"graphssl-atomistic-store/1": "names"},
+)
 
 
 def edge_vectors(data: Data) -> Tensor:

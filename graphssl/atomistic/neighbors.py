@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import vesin
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
@@ -67,6 +66,8 @@ def neighbor_pairs(pos: Tensor, cell: Tensor | None, pbc: Tensor | bool,
     if points.shape[0] == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros((0, 3), dtype=np.int64), np.zeros(0)
+    import vesin  # the crystal extra: imported when a neighbour list is built, not with the package
+
     # One thread: graphs are usually built in DataLoader workers, which already use the cores,
     # and a fresh vesin object per call keeps transforms picklable (it wraps a C handle).
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=True, n_threads=1)

@@ -1,4 +1,4 @@
-"""Matbench's cross-validation folds as a registered split (``finetune.split=matbench``)."""
+"""Matbench's cross-validation folds, and the registered split that uses them (``finetune.split=matbench``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,22 @@ from typing import Any
 
 import numpy as np
 
-from graphssl.atomistic.datasets import MATBENCH_DIELECTRIC_SIZE, MATBENCH_SEED, matbench_folds
 from graphssl.core.errors import ConfigError, DataError
 from graphssl.data.splits import SPLITS, Split
 
+MATBENCH_SEED = 18012019  # Matbench's KFold random_state
 MATBENCH_FOLDS = 5
 MATBENCH_VALID_FRACTION = 0.1
+MATBENCH_DIELECTRIC_SIZE = 4_764
+
+
+def matbench_folds(n_items: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Matbench's 5-fold cross-validation: ``KFold(5, shuffle=True, random_state=18012019)``
+    over the items in data-set order; returns ``(train_idx, test_idx)`` per fold."""
+    from sklearn.model_selection import KFold  # scikit-learn is slow to import; only this split needs it
+
+    folds = KFold(n_splits=MATBENCH_FOLDS, shuffle=True, random_state=MATBENCH_SEED).split(np.arange(n_items))
+    return [(train.astype(np.int64), test.astype(np.int64)) for train, test in folds]
 
 
 def matbench_split(num_items: int, fold: int, valid_fraction: float = MATBENCH_VALID_FRACTION) -> Split:

@@ -17,12 +17,13 @@ from typing import Any
 
 from graphssl.bench.report import markdown_table, plot_results
 from graphssl.core.config import ObjectiveConfig, RunConfig, data_config, save_config
-from graphssl.data.dataset import load_dataset
 from graphssl.core.errors import ConfigError
-from graphssl.objectives.registry import OBJECTIVES
-from graphssl.engine.finetune import SELECTION_RULE, finetune, make_split
+from graphssl.data.dataset import load_dataset
+from graphssl.data.splits import make_split
+from graphssl.engine.finetune import SELECTION_RULE, finetune
 from graphssl.engine.pretrain import pretrain
 from graphssl.engine.runtime import library_versions, machine_description, set_threads
+from graphssl.objectives.registry import OBJECTIVES
 
 
 @dataclasses.dataclass

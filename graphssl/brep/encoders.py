@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphssl.nn.factory import FeatureSpec
+from graphssl.nn.features import FeatureSpec
 from graphssl.core.errors import DataError
 
 __all__ = ["EdgeGridEmbedding", "FaceGridEmbedding", "brep_feature_spec"]

@@ -166,6 +166,8 @@ class FinetuneConfig:
     # atomistic tasks
     energy_weight: float = opt(1.0, 'energies and forces: weight of the per-atom energy loss')
     force_weight: float = opt(10.0, 'energies and forces: weight of the force loss')
+    stress_weight: float = opt(0.0, 'energies and forces: weight of the stress loss (every structure then '
+                               'needs a stress label and a cell); 0: stress is not trained')
     noisy_nodes_weight: float = opt(0.0,
         'weight of the auxiliary noisy-nodes denoising loss (geometric backbones; SCD uses 0.1)')
     noisy_nodes_sigma: float = opt(0.005, 'noise of the noisy-nodes loss, Angstrom')

@@ -1,13 +1,17 @@
-"""Raw records read from a source, and the report of what a data set build kept and skipped."""
+"""What every data set build shares: a source of records, the report of what was kept and
+skipped, the duplicate rule and the cache identity of input files."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from graphssl.core.config import ON_ERROR, DataConfig, check_choice  # noqa: F401  (re-exported for the builders)
+from graphssl.core.config import DataConfig
 
 TASK_TYPES = ("classification", "regression")
 # How a record is named in reports and errors: long inputs are cut to this many characters.
@@ -15,31 +19,22 @@ MAX_INPUT_CHARS = 200
 
 
 @dataclass
-class RawRecord:
-    """One input record before featurisation.
-
-    ``labels`` holds one float per task (NaN marks a missing label); ``error`` is set when the
-    record was already unreadable at the source (an unparseable SDF block, a bad label cell).
-    """
-
-    index: int
-    smiles: str | None
-    labels: list[float] = field(default_factory=list)
-    mol: Any = None
-    error: str | None = None
-
-
-@dataclass
-class RawSource:
-    """The records of a data set together with what its labels mean."""
+class Source:
+    """The records of a data set (any domain's record type) together with what its labels mean."""
 
     name: str
-    records: Iterable[RawRecord]
+    records: Iterable[Any]
     task_names: list[str]
     task_type: str | None  # None for unlabeled corpora
     metric: str | None
     identity: str  # what the on-disk cache key is built from (files, sizes, options)
     description: str = ""
+    total: int | None = None  # records expected, for the progress bar
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the records carry labels (decides the ``duplicates=auto`` rule)."""
+        return self.task_type is not None
 
 
 @dataclass
@@ -74,13 +69,34 @@ class BuildReport:
         return "\n".join(lines)
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=1))
+        """Write atomically (fsync, then rename): a report on disk always belongs to a complete build."""
+        atomic_write_text(json.dumps(asdict(self), indent=1), path)
 
     @classmethod
     def from_json(cls, path: str | Path) -> "BuildReport":
         raw = json.loads(Path(path).read_text())
         raw["skipped"] = [SkippedRecord(**s) for s in raw.get("skipped", [])]
         return cls(**raw)
+
+
+def atomic_write_text(text: str, path: str | Path) -> Path:
+    """Write ``text`` to a temporary file next to ``path``, fsync it and rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)  # mkstemp creates 0600 files; give the result a plain open()'s permissions
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def shorten(text: str, limit: int = MAX_INPUT_CHARS) -> str:
@@ -90,23 +106,31 @@ def shorten(text: str, limit: int = MAX_INPUT_CHARS) -> str:
     return f"{text[: limit - 30]}... ({len(text)} characters)"
 
 
+def file_identity(path: Path, *extra: object) -> str:
+    """A cache identity for a file: its resolved path, size, modification time and options."""
+    stat = path.stat()
+    text = "|".join(str(x) for x in (path.resolve(), stat.st_size, stat.st_mtime_ns, *extra))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class FirstSeen:
     """The first kept record of each key (canonical SMILES, structure hash, file digest).
 
-    ``claim(key, index)`` returns the index of an earlier record with the same key, or
-    registers ``index`` and returns None. With ``enabled=False`` nothing is a duplicate.
+    ``claim(key, value)`` returns the value registered by an earlier record with the same key
+    (its index, or whatever the caller uses to name it), or registers ``value`` and returns
+    None. With ``enabled=False`` nothing is a duplicate.
     """
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._first: dict[object, int] = {}
+        self._first: dict[object, Any] = {}
 
-    def claim(self, key: object, index: int) -> int | None:
+    def claim(self, key: object, value: Any) -> Any:
         if not self.enabled:
             return None
         earlier = self._first.get(key)
         if earlier is None:
-            self._first[key] = index
+            self._first[key] = value
         return earlier
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-import numpy as np
-
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import numpy as np
 
 from graphssl.core.errors import ConfigError, DataError
 from graphssl.core.registry import Registry

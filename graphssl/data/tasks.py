@@ -47,3 +47,11 @@ class TaskSelection(Dataset):
 
     def subset(self, indices: Any) -> "TaskSelection":
         return TaskSelection(self.base.subset(indices), self.task_names)
+
+
+def select_tasks(dataset: Any, config: Any) -> Any:
+    """``dataset``, or a view keeping only ``config.label_columns`` of a registered data set's
+    tasks (for user files the label columns already are the tasks)."""
+    if config.name and config.label_columns:
+        return TaskSelection(dataset, config.label_columns)
+    return dataset

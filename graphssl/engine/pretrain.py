@@ -18,23 +18,27 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from graphssl.core.config import RunConfig, save_config
-from graphssl.data.dataset import MoleculeDataset, PrecomputedDataset, load_dataset
-from graphssl.nn import build_encoder, degree_histogram
-from graphssl.nn.encoder import Encoder
-from graphssl.objectives import build_objective
-from graphssl.data.sampler import StepSampler
-from graphssl.molecule.shards import ShardedDataset
 from graphssl.core.errors import CheckpointError, ConfigError, RunInterrupted
+from graphssl.data.dataset import PrecomputedDataset, load_dataset
+from graphssl.data.sampler import StepSampler
 from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint
 from graphssl.engine.distributed import World, join_world, main_first, rank_device
+from graphssl.engine.pretrained import ENCODER_FORMAT
 from graphssl.engine.runtime import resolve_device, seed_everything, set_threads
 from graphssl.engine.streams import MicroBatchStreams
+from graphssl.molecule.shards import ShardedDataset
+from graphssl.nn import GraphEncoder, build_encoder, degree_histogram, is_geometric
+from graphssl.objectives import Objective, build_objective
 
 
-def encoder_from_config(config: RunConfig, dataset: MoleculeDataset, deg: torch.Tensor | None = None) -> Encoder:
+def encoder_from_config(config: RunConfig, dataset: Dataset, deg: torch.Tensor | None = None) -> GraphEncoder:
+    """The encoder ``config.model`` names, sized for ``dataset`` (its ``feature_spec``; geometric
+    backbones read atoms and positions and need none)."""
+    if is_geometric(config.model.backbone):
+        return build_encoder(config.model, cutoff=config.data.cutoff)
     if config.model.backbone.lower() == "pna" and deg is None:
         deg = degree_histogram(dataset)
-    return build_encoder(config.model, getattr(dataset, "feature_spec", None), deg=deg, cutoff=config.data.cutoff)
+    return build_encoder(config.model, dataset.feature_spec, deg=deg)
 
 
 def _check_same_run(saved: dict[str, Any], config: RunConfig, path: Path) -> None:
@@ -94,7 +98,7 @@ def _fingerprint(module: torch.nn.Module) -> torch.Tensor:
     return torch.stack([t.detach().double().cpu().sum() for t in [*module.parameters(), *module.buffers()]])
 
 
-def pretrain(config: RunConfig, dataset: MoleculeDataset | None = None) -> Path:
+def pretrain(config: RunConfig, dataset: Dataset | None = None) -> Path:
     """Pretrain ``config.model`` with ``config.objective`` on ``config.data``.
 
     Writes ``last.pt`` (resumable state) every ``pretrain.checkpoint_every`` steps, at the end
@@ -128,10 +132,10 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
 
     deg = degree_histogram(dataset) if config.model.backbone.lower() == "pna" else None
     encoder = encoder_from_config(config, dataset, deg)
-    objective = build_objective(config.objective.name, encoder, config.objective.options).to(device)
+    objective: Objective = build_objective(config.objective.name, encoder, config.objective.options).to(device)
     optimizer = torch.optim.Adam(objective.parameters(), lr=run.lr, weight_decay=run.weight_decay)
     blocks = list(getattr(dataset, "shard_sizes", [len(dataset)]))
-    transform = getattr(objective, "transform", None)
+    transform = objective.transform
     if transform is not None and isinstance(dataset, ShardedDataset):
         dataset = _LazyTransform(dataset, transform)
     elif transform is not None:
@@ -155,7 +159,13 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
                 f"'{last}' was written with {state.get('parts', 1)} micro-batches per step (processes x "
                 f"pretrain.accumulate) and this run has {parts}; resume with the same product to get the same "
                 "batches, or set pretrain.resume=false")
-        objective.load_state_dict(state["objective"])
+        try:
+            objective.load_state_dict(state["objective"])
+        except RuntimeError as exc:  # missing or unexpected weights: another model or library version
+            reason = str(exc).splitlines()[0]
+            raise CheckpointError(f"'{last}' holds objective weights this run cannot load ({reason}); it was "
+                                  "written by another version of graphssl: set pretrain.resume=false or use "
+                                  "another output_dir") from None
         optimizer.load_state_dict(state["optimizer"])
         epoch, epoch_step, step = state["epoch"], state.get("epoch_step", 0), state["step"]
         history = list(state["history"])
@@ -168,7 +178,7 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
         # an objective that may leave parameters out of a step's graph says so; searching for them
         # costs an extra pass over the autograd graph every step
         model = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
-                                        find_unused_parameters=getattr(objective, "find_unused_parameters", False))
+                                        find_unused_parameters=bool(objective.unused_parameters()))
 
     def save_state(epoch_now: int, epoch_step_now: int) -> None:
         nonlocal totals
@@ -197,8 +207,7 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
     with _StopRequest() as stop:
         while epoch < run.epochs and not done:
             objective.train()
-            if hasattr(objective, "set_epoch"):
-                objective.set_epoch(epoch, run.epochs)
+            objective.set_epoch(epoch, run.epochs)
             sampler = StepSampler(blocks, run.batch_size, config.seed, epoch, world.rank, world.world_size,
                                   run.accumulate, start_step=epoch_step)
             batches = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=run.num_workers))
@@ -235,8 +244,8 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
             bar.close()
             totals = world.sum(totals)
             loss_sum, graphs, seconds = totals.tolist()
-            history.append({"epoch": epoch + 1, "loss": loss_sum / max(graphs, 1), "graphs_per_s": graphs / max(seconds, 1e-9),
-                            "seconds": seconds, "steps": step})
+            history.append({"epoch": epoch + 1, "loss": loss_sum / max(graphs, 1),
+                            "graphs_per_s": graphs / max(seconds, 1e-9), "seconds": seconds, "steps": step})
             if show:
                 print(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, {history[-1]['graphs_per_s']:.0f} graphs/s")
             totals = torch.zeros_like(totals)
@@ -252,7 +261,9 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
     if world.is_main:
         payload: dict[str, Any] = {
             "kind": "pretrained-encoder",
-            "encoder": encoder.state_dict(),
+            "encoder_format": ENCODER_FORMAT,
+            "encoder": encoder.state_dict(),  # with what the objective installed in it (SCD's conditioning)
+            "objective_state": objective.export_state(),
             "model": dataclasses.asdict(config.model),
             "objective_name": config.objective.name,
             "config": config.to_dict(),
@@ -261,9 +272,6 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
         }
         if deg is not None:
             payload["deg"] = deg
-        if hasattr(objective, "null"):
-            # SCD: fine-tuning runs the backbone with the learned null condition, not without one
-            payload["null_condition"] = objective.null.token.detach().cpu()
         save_checkpoint(path, payload)
         (out / "pretrain_history.json").write_text(json.dumps(history, indent=1))
     world.barrier()

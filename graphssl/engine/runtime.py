@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from graphssl.core.config import RunConfig
 from graphssl.core.errors import ConfigError
 
 
@@ -19,6 +20,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator that shuffles one epoch of fine-tuning.
+
+    It depends only on (seed, epoch), so a resumed run sees the same batches as an
+    uninterrupted one, whatever else drew from the global generator.
+    """
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,14 +45,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 def set_threads(threads: int | None) -> None:
+    """Torch intra-op threads; None keeps torch's default."""
     if threads is not None:
         if threads < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
 
 
-def start_finetuning(config) -> tuple[torch.device, Path]:
-    """Threads, seed, device and output folder of a fine-tuning run (``config``: a RunConfig)."""
+def start_finetuning(config: RunConfig) -> tuple[torch.device, Path]:
+    """Threads, seed, device and output folder of a fine-tuning run.
+
+    The one seed recipe of fine-tuning: everything is seeded with ``finetune.seed`` here,
+    before the data set, the encoder and the head are built; each epoch's shuffle then comes
+    from :func:`epoch_generator`.
+    """
     set_threads(config.threads)
     seed_everything(config.finetune.seed)
     out = Path(config.output_dir)

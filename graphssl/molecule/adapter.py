@@ -24,13 +24,9 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 from torch_geometric.data import Data
 
-from graphssl.molecule.features import (
-    ATOM_FEATURE_DIMS,
-    BOND_FEATURE_DIMS,
-    atom_features,
-    bond_features,
-)
 from graphssl.core.errors import MoleculeError
+from graphssl.molecule.features import ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS
+from graphssl.molecule.rdkit_features import atom_features, bond_features
 
 __all__ = ["SDFRecord", "iter_sdf", "mol_from_smiles", "mol_to_data", "smiles_to_data"]
 

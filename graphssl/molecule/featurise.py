@@ -1,17 +1,30 @@
-"""Featurisation of one raw record: the step shared by in-memory builds and sharded preparation."""
+"""Featurisation of one molecule record: the step shared by in-memory builds and sharded preparation."""
 
 from __future__ import annotations
 
-import math
-
+import torch
 from torch_geometric.data import Data
 
 from graphssl.core.config import DataConfig
-from graphssl.data.records import RawRecord, shorten
 from graphssl.core.errors import MoleculeError
+from graphssl.data.labels import label_problem
+from graphssl.data.records import shorten
+from graphssl.data.store import GraphFields
+from graphssl.molecule.tables import MoleculeRecord
+
+# How molecule graphs are stored (see graphssl.molecule.adapter for the fields).
+MOLECULE_FIELDS = GraphFields(
+    kind="molecule",
+    node=("x", "pos"),
+    edge=("edge_attr",),
+    graph=("y",),  # [1, num_tasks], NaN = missing
+    strings=("smiles",),
+    optional=frozenset({"pos"}),  # with data.conformer
+    legacy={"graphssl-graph-store/1": "smiles"},
+)
 
 
-def record_text(record: RawRecord) -> str:
+def record_text(record: MoleculeRecord) -> str:
     """How a record is named in reports and errors: its SMILES (long ones cut), else the name of
     its molecule (an SDF title line), else its position."""
     if record.smiles is not None:
@@ -22,20 +35,6 @@ def record_text(record: RawRecord) -> str:
     return f"record {record.index}"
 
 
-def label_problem(labels: list[float], labelled: bool) -> str | None:
-    """Why a record's labels make it unusable, or None.
-
-    NaN marks a missing label and is fine as long as one label is present; an infinite
-    label is an error (a value was there, and it is unusable).
-    """
-    infinite = [k for k, v in enumerate(labels) if math.isinf(v)]
-    if infinite:
-        return f"infinite label ({labels[infinite[0]]}) in task {infinite[0]}"
-    if labelled and all(math.isnan(v) for v in labels):
-        return "no label present"
-    return None
-
-
 def _graph_atoms(mol, explicit_h: bool) -> int:
     """Nodes the graph of ``mol`` will have: its atoms, plus its hydrogens with ``explicit_h``."""
     n = mol.GetNumAtoms()
@@ -44,9 +43,10 @@ def _graph_atoms(mol, explicit_h: bool) -> int:
     return n
 
 
-def featurise_record(record: RawRecord, config: DataConfig, labelled: bool) -> tuple[Data | None, str | None]:
-    """``(graph, None)`` for a usable record, ``(None, reason)`` for a bad one."""
-    from graphssl.molecule.adapter import mol_from_smiles, mol_to_data
+def featurise_record(record: MoleculeRecord, config: DataConfig, labelled: bool) -> tuple[Data | None, str | None]:
+    """``(graph, None)`` for a usable record (``y`` holds its labels, ``[1, T]``), ``(None, reason)``
+    for a bad one."""
+    from graphssl.molecule.adapter import mol_from_smiles, mol_to_data  # RDKit, only once a record is built
 
     if record.error is not None:
         return None, record.error
@@ -65,6 +65,7 @@ def featurise_record(record: RawRecord, config: DataConfig, labelled: bool) -> t
         data = mol_to_data(mol, explicit_h=config.explicit_h, conformer=config.conformer, smiles=record.smiles)
     except MoleculeError as exc:
         return None, str(exc)
+    data.y = torch.tensor(record.labels, dtype=torch.float32).reshape(1, len(record.labels))
     return data, None
 
 
@@ -73,20 +74,3 @@ def duplicate_reason(earlier: int, canonical_smiles: str) -> str:
     so one molecule has one key however its input was written."""
     return (f"duplicate of record {earlier} (same canonical SMILES {shorten(canonical_smiles)!r}); "
             "set data.duplicates=keep to keep duplicates")
-
-
-class MoleculeGraphsMixin:
-    """What every data set of featurised molecules tells encoders and heads (in memory or sharded)."""
-
-    task_names: list[str]
-
-    @property
-    def feature_spec(self):
-        """The categorical layout of atom and bond features (for building encoders)."""
-        from graphssl.nn.factory import molecule_feature_spec
-
-        return molecule_feature_spec()
-
-    @property
-    def num_tasks(self) -> int:
-        return len(self.task_names)

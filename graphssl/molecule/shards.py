@@ -26,10 +26,13 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from graphssl.core.config import DataConfig
-from graphssl.molecule.featurise import MoleculeGraphsMixin, duplicate_reason, featurise_record, record_text
-from graphssl.data.records import BuildReport, FirstSeen, RawRecord, RawSource
-from graphssl.data.store import GraphStore
 from graphssl.core.errors import DataError
+from graphssl.data.records import BuildReport, FirstSeen, Source, atomic_write_text
+from graphssl.data.store import TensorStore
+from graphssl.molecule.dataset import MoleculeGraphsMixin
+from graphssl.molecule.features import FEATURIZER_VERSION
+from graphssl.molecule.featurise import MOLECULE_FIELDS, duplicate_reason, featurise_record, record_text
+from graphssl.molecule.tables import MoleculeRecord
 
 SHARDS_FORMAT = "graphssl-shards/1"
 MANIFEST = "manifest.json"
@@ -67,9 +70,8 @@ class _Chunk:
                       self.read, self.skipped)
 
 
-def _compact(graphs: list[Data], labels: list[list[float]], num_tasks: int) -> dict[str, torch.Tensor]:
-    store = GraphStore.from_graphs(graphs, labels, num_tasks)
-    t = store.t
+def _compact(graphs: list[Data]) -> dict[str, torch.Tensor]:
+    t = TensorStore.from_graphs(graphs, MOLECULE_FIELDS).t
     # OGB categorical values are < 256; local node indices of one molecule fit int32
     return {
         "node_count": (t["node_ptr"][1:] - t["node_ptr"][:-1]).to(torch.int32),
@@ -82,23 +84,22 @@ def _compact(graphs: list[Data], labels: list[list[float]], num_tasks: int) -> d
     }
 
 
-def _featurise_chunk(args: tuple[list[RawRecord], DataConfig, bool, int]) -> _Chunk:
-    records, config, labelled, num_tasks = args
-    graphs, labels, indices, texts, skipped = [], [], [], [], []
+def _featurise_chunk(args: tuple[list[MoleculeRecord], DataConfig, bool]) -> _Chunk:
+    records, config, labelled = args
+    graphs, indices, texts, skipped = [], [], [], []
     for record in records:
         data, reason = featurise_record(record, config, labelled)
         if reason is not None:
             skipped.append((record.index, record_text(record), reason))
             continue
         graphs.append(data)
-        labels.append(list(record.labels))
         indices.append(record.index)
         texts.append(record_text(record))
-    tensors = _compact(graphs, labels, num_tasks) if graphs else {}
+    tensors = _compact(graphs) if graphs else {}
     return _Chunk(tensors, [g.smiles for g in graphs], indices, texts, len(records), skipped)
 
 
-def _merge(chunks: list[_Chunk]) -> GraphStore:
+def _merge(chunks: list[_Chunk]) -> TensorStore:
     parts = [c.tensors for c in chunks if c.tensors]
     nodes = torch.cat([p["node_count"] for p in parts]).long()
     edges = torch.cat([p["edge_count"] for p in parts]).long()
@@ -113,10 +114,10 @@ def _merge(chunks: list[_Chunk]) -> GraphStore:
     }
     if all("pos" in p for p in parts):
         t["pos"] = torch.cat([p["pos"] for p in parts])
-    return GraphStore(t, [s for c in chunks for s in c.smiles])
+    return TensorStore(t, {"smiles": [s for c in chunks for s in c.smiles]}, MOLECULE_FIELDS)
 
 
-def _chunks(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+def _chunks(records: Iterator[MoleculeRecord], size: int) -> Iterator[list[MoleculeRecord]]:
     while batch := list(islice(records, size)):
         yield batch
 
@@ -165,14 +166,14 @@ class PrepareReport:
 
 
 def prepare_shards(
-    source: RawSource,
+    source: Source,
     config: DataConfig,
     out_dir: str | Path,
     workers: int = 1,
     shard_size: int = 100_000,
     progress: bool = True,
 ) -> PrepareReport:
-    """Featurise ``source`` (a :class:`RawSource` of molecules) into ``out_dir``.
+    """Featurise ``source`` (a :class:`Source` of molecule records) into ``out_dir``.
 
     Writes ``shard-NNNNN.pt`` files of at most ``shard_size`` graphs, ``report.json`` (every skipped
     record with its reason) and, last, ``manifest.json``: a folder without a manifest is an
@@ -188,11 +189,10 @@ def prepare_shards(
     (out / MANIFEST).unlink(missing_ok=True)
     for stale in out.glob("shard-*.pt"):
         stale.unlink()
-    labelled = source.task_type is not None
+    labelled = source.labelled
     report = BuildReport(source.name)
     chunk_size = min(_CHUNK, shard_size)
-    tasks = ((chunk, config, labelled, len(source.task_names))
-             for chunk in _chunks(iter(source.records), chunk_size))
+    tasks = ((chunk, config, labelled) for chunk in _chunks(iter(source.records), chunk_size))
     shard_counts: list[int] = []
     buffer: list[_Chunk] = []
     buffered = 0
@@ -249,23 +249,15 @@ def prepare_shards(
         "shards": [{"file": f"shard-{i:05d}.pt", "graphs": n} for i, n in enumerate(shard_counts)],
         "options": {"explicit_h": config.explicit_h, "conformer": config.conformer, "source": source.identity,
                     "duplicates": config.duplicates, "max_atoms": config.max_atoms, "on_error": config.on_error},
-        "featurizer": _featurizer_version(),
+        "featurizer": str(FEATURIZER_VERSION),
         "read": report.read,
         "kept": report.kept,
         "skipped": len(report.skipped),
         "seconds": seconds,
         "workers": workers,
     }
-    tmp = out / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out / MANIFEST)
+    atomic_write_text(json.dumps(manifest, indent=1), out / MANIFEST)
     return PrepareReport(str(out), len(shard_counts), report.read, report.kept, len(report.skipped), seconds, workers)
-
-
-def _featurizer_version() -> str:
-    from graphssl.molecule.features import FEATURIZER_VERSION
-
-    return str(FEATURIZER_VERSION)
 
 
 def is_sharded(path: str | Path | None) -> bool:
@@ -291,12 +283,12 @@ class ShardedDataset(MoleculeGraphsMixin, Dataset):
         if self.manifest.get("format") != SHARDS_FORMAT:
             raise DataError(f"'{manifest_path}' has format {self.manifest.get('format')!r}, "
                             f"expected {SHARDS_FORMAT!r}; prepare the data set again")
-        if self.manifest["featurizer"] != _featurizer_version():
+        if self.manifest["featurizer"] != str(FEATURIZER_VERSION):
             raise DataError(f"'{self.path}' was prepared with featuriser {self.manifest['featurizer']}, this is "
-                            f"{_featurizer_version()}; prepare the data set again")
+                            f"{FEATURIZER_VERSION}; prepare the data set again")
         self.shard_sizes = [int(s["graphs"]) for s in self.manifest["shards"]]
         self._starts = np.concatenate([[0], np.cumsum(self.shard_sizes)]).tolist()
-        self._cache: OrderedDict[int, GraphStore] = OrderedDict()
+        self._cache: OrderedDict[int, TensorStore] = OrderedDict()
         self.cache_shards = cache_shards
         self.name = self.manifest["name"]
         self.task_names = list(self.manifest["task_names"])
@@ -309,11 +301,11 @@ class ShardedDataset(MoleculeGraphsMixin, Dataset):
     def __len__(self) -> int:
         return self._starts[-1]
 
-    def _shard(self, k: int) -> GraphStore:
+    def _shard(self, k: int) -> TensorStore:
         if k in self._cache:
             self._cache.move_to_end(k)
             return self._cache[k]
-        store = GraphStore.load(self.path / self.manifest["shards"][k]["file"])
+        store = TensorStore.load(self.path / self.manifest["shards"][k]["file"], MOLECULE_FIELDS)
         self._cache[k] = store
         while len(self._cache) > self.cache_shards:
             self._cache.popitem(last=False)

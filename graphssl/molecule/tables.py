@@ -1,60 +1,39 @@
-"""Users' own molecule files: CSV/TSV with a SMILES column, SMI files, SDF with properties."""
+"""Molecule records from tables and files: CSV/TSV with a SMILES column, SMI files, SDF with properties."""
 
 from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Any, Iterator, Sequence
 
-from graphssl.data.records import TASK_TYPES, RawRecord, RawSource, check_choice
+from graphssl.core.config import check_choice
 from graphssl.core.errors import DataError
+from graphssl.data.labels import parse_labels
+from graphssl.data.records import TASK_TYPES, Source, file_identity
 
-_TRUE = {"true", "yes", "active", "positive", "+"}
-_FALSE = {"false", "no", "inactive", "negative", "-"}
+# The file names each reader takes (lower case); together, the molecule-file input kind.
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".tab")
+SMI_SUFFIXES = (".smi", ".smiles", ".txt")
+SDF_SUFFIXES = (".sdf", ".sd", ".sdf.gz")
+MOLECULE_FILES = tuple(f"*{suffix}" for suffix in (*TABLE_SUFFIXES, *SMI_SUFFIXES, *SDF_SUFFIXES))
 
 
-def parse_label(value: object, column: str) -> tuple[float, str | None]:
-    """A float label from a table cell; empty cells are missing (NaN).
+@dataclass
+class MoleculeRecord:
+    """One input molecule before featurisation.
 
-    Returns ``(value, error)``; infinite or non-numeric values are errors, not NaN, so
-    they are reported instead of being silently treated as missing.
+    ``labels`` holds one float per task (NaN marks a missing label); ``error`` is set when the
+    record was already unreadable at the source (an unparseable SDF block, a bad label cell).
     """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return math.nan, None
-    text = str(value).strip()
-    if text == "" or text.lower() in {"nan", "na", "none"}:
-        return math.nan, None
-    low = text.lower()
-    if low in _TRUE:
-        return 1.0, None
-    if low in _FALSE:
-        return 0.0, None
-    try:
-        number = float(text)
-    except ValueError:
-        return math.nan, f"label column '{column}' has non-numeric value {text!r}"
-    if math.isinf(number):
-        return math.nan, f"label column '{column}' has infinite value {text!r}"
-    return number, None
 
-
-def file_identity(path: Path, *extra: object) -> str:
-    """A cache identity for a file: its resolved path, size, modification time and options."""
-    stat = path.stat()
-    text = "|".join(str(x) for x in (path.resolve(), stat.st_size, stat.st_mtime_ns, *extra))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _labels_from(row: dict, label_columns: Sequence[str]) -> tuple[list[float], str | None]:
-    labels, error = [], None
-    for col in label_columns:
-        value, err = parse_label(row.get(col), col)
-        labels.append(value)
-        error = error or err
-    return labels, error
+    index: int
+    smiles: str | None
+    labels: list[float] = field(default_factory=list)
+    mol: Any = None
+    error: str | None = None
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -66,7 +45,7 @@ def _open_text(path: Path) -> IO[str]:
 
 def _table_records(
     path: Path, sep: str, smiles_column: str, label_columns: Sequence[str], header: list[str], limit: int | None
-) -> Iterator[RawRecord]:
+) -> Iterator[MoleculeRecord]:
     """Rows one at a time (bounded memory for any size): a row with more fields than the header
     is a bad record, reported like any other; missing trailing fields are empty cells."""
     at = {name: header.index(name) for name in [smiles_column, *label_columns]}
@@ -84,10 +63,10 @@ def _table_records(
                 smiles = cell(smiles_column)
                 if len(row) > len(header):
                     error = f"row has {len(row)} fields but the header has {len(header)} (a separator inside a value?)"
-                    yield RawRecord(index=i, smiles=smiles, labels=[math.nan] * len(label_columns), error=error)
+                    yield MoleculeRecord(index=i, smiles=smiles, labels=[math.nan] * len(label_columns), error=error)
                 else:
-                    labels, error = _labels_from({c: cell(c) for c in label_columns}, label_columns)
-                    yield RawRecord(index=i, smiles=smiles, labels=labels, error=error)
+                    labels, error = parse_labels({c: cell(c) for c in label_columns}, label_columns)
+                    yield MoleculeRecord(index=i, smiles=smiles, labels=labels, error=error)
                 i += 1
         except (csv.Error, UnicodeDecodeError, OSError, EOFError) as exc:
             raise DataError(f"cannot read table '{path}' after record {i}: {exc}") from None
@@ -99,7 +78,7 @@ def read_table(
     label_columns: Sequence[str] = (),
     limit: int | None = None,
     sep: str | None = None,
-) -> Iterator[RawRecord]:
+) -> Iterator[MoleculeRecord]:
     """Records of a CSV/TSV file, optionally gzipped (separator from the extension unless
     ``sep`` is given). Every cell is read as text; labels are parsed by :func:`parse_label`."""
     path = Path(path)
@@ -124,7 +103,7 @@ def read_table(
     return _table_records(path, sep, smiles_column, label_columns, header, limit)
 
 
-def read_smi(path: str | Path, limit: int | None = None) -> Iterator[RawRecord]:
+def read_smi(path: str | Path, limit: int | None = None) -> Iterator[MoleculeRecord]:
     """Records of a SMILES file: one SMILES per line, optionally followed by a name."""
     path = Path(path)
     with path.open() as handle:
@@ -139,21 +118,21 @@ def read_smi(path: str | Path, limit: int | None = None) -> Iterator[RawRecord]:
             if i == 0 and first.lower() in {"smiles", "smi"}:
                 continue  # a header line
             count += 1
-            yield RawRecord(index=i, smiles=first)
+            yield MoleculeRecord(index=i, smiles=first)
 
 
-def read_sdf(path: str | Path, label_columns: Sequence[str] = (), limit: int | None = None) -> Iterator[RawRecord]:
+def read_sdf(path: str | Path, label_columns: Sequence[str] = (), limit: int | None = None) -> Iterator[MoleculeRecord]:
     """Records of an SDF file, labels from its property fields."""
     from graphssl.molecule.adapter import iter_sdf
 
     for record in iter_sdf(path):
         if limit is not None and record.index >= limit:
             break
-        labels, error = _labels_from(record.props, label_columns)
+        labels, error = parse_labels(record.props, label_columns)
         missing = [c for c in label_columns if c not in record.props]
         if record.mol is not None and missing:
             error = error or f"SDF record has no property {missing}"
-        yield RawRecord(
+        yield MoleculeRecord(
             index=record.index,
             smiles=None,
             labels=labels,
@@ -168,8 +147,8 @@ def user_source(
     label_columns: Sequence[str] = (),
     task_type: str | None = None,
     limit: int | None = None,
-) -> RawSource:
-    """A :class:`RawSource` for a user's file, by extension: .csv/.tsv(.gz), .smi, .sdf."""
+) -> Source:
+    """A :class:`Source` for a user's file, by extension: .csv/.tsv/.tab(.gz), .smi/.txt, .sdf."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file '{path}' does not exist")
@@ -178,16 +157,18 @@ def user_source(
     if label_columns and task_type is None:
         raise DataError(f"'{path}': set data.task_type to 'classification' or 'regression' for the label columns")
     name = path.name.lower()
-    if name.endswith((".sdf", ".sd", ".sdf.gz")):
-        records: Iterator[RawRecord] = read_sdf(path, label_columns, limit)
-    elif name.endswith((".smi", ".smiles", ".txt")):
+    if name.endswith(SDF_SUFFIXES):
+        records: Iterator[MoleculeRecord] = read_sdf(path, label_columns, limit)
+    elif name.endswith(SMI_SUFFIXES):
         if label_columns:
             raise DataError(f"'{path}': a SMILES file has no label columns; use a CSV/TSV or SDF for labels")
         records = read_smi(path, limit)
-    else:
+    elif name.endswith(TABLE_SUFFIXES):
         records = read_table(path, smiles_column, label_columns, limit)
+    else:
+        raise DataError(f"'{path}': not a molecule file; expected one of {', '.join(MOLECULE_FILES)}")
     metric = {"classification": "roc_auc", "regression": "rmse", None: None}[task_type]
-    return RawSource(
+    return Source(
         name=path.stem,
         records=records,
         task_names=list(label_columns),
@@ -195,4 +176,5 @@ def user_source(
         metric=metric,
         identity=file_identity(path, smiles_column, tuple(label_columns), limit),
         description=f"user file {path}",
+        total=limit,
     )

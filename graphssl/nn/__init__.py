@@ -1,9 +1,12 @@
-"""Neural-network parts: the encoder around any PyG backbone, embeddings, backbones, heads, losses."""
+"""Neural-network parts: the encoder interface and its two kinds (message-passing backbones behind
+input embeddings; geometric backbones), the backbone registry, embeddings, heads and losses."""
 
 from graphssl.nn.backbones import BACKBONES, GINE, build_backbone, degree_histogram
 from graphssl.nn.embeddings import CategoricalEmbedding, DenseEmbedding
-from graphssl.nn.encoder import Encoder
-from graphssl.nn.factory import build_encoder
+from graphssl.nn.encoder import Encoder, GraphEncoder
+from graphssl.nn.factory import build_encoder, is_geometric
+from graphssl.nn.features import FeatureSpec
+from graphssl.nn.geometric import GeometricBackbone, GeometricEncoder
 from graphssl.nn.heads import PredictionHead, PropertyModel
 
 __all__ = [
@@ -12,9 +15,14 @@ __all__ = [
     "CategoricalEmbedding",
     "DenseEmbedding",
     "Encoder",
+    "FeatureSpec",
+    "GeometricBackbone",
+    "GeometricEncoder",
+    "GraphEncoder",
     "PredictionHead",
     "PropertyModel",
     "build_backbone",
     "build_encoder",
     "degree_histogram",
+    "is_geometric",
 ]

@@ -1,7 +1,13 @@
-"""Backbones by name: PyG's BasicGNN family plus a bond-aware GINE.
+"""Backbones by name: one registry for every kind.
 
-Every backbone here has the signature ``forward(x, edge_index, edge_attr=None, batch=None)``
-and maps ``in_channels`` node features to ``out_channels`` node embeddings.
+The message-passing backbones registered here (PyG's BasicGNN family plus a bond-aware GINE)
+have the signature ``forward(x, edge_index, edge_attr=None, batch=None)`` and map
+``in_channels`` node features to ``out_channels`` node embeddings; whether a backbone reads
+``edge_attr`` is its ``supports_edge_attr`` flag. Geometric backbones
+(:class:`~graphssl.nn.geometric.GeometricBackbone` subclasses: schnet, painn, et) are
+registered into the same registry by :mod:`graphssl.atomistic.backbones`.
+
+Register your own with ``BACKBONES.register("name", cls)`` (or as a decorator).
 """
 
 from __future__ import annotations
@@ -11,13 +17,20 @@ from typing import Any
 import torch
 from torch import nn
 from torch_geometric.nn import GINEConv
-from torch_geometric.nn.models import GAT, GCN, GIN, PNA, GraphSAGE
+from torch_geometric.nn.models import GAT, GCN, GIN, MLP, PNA, GraphSAGE
 from torch_geometric.nn.models.basic_gnn import BasicGNN
-from torch_geometric.nn.models import MLP
+from torch_geometric.utils import degree
 
 from graphssl.core.errors import ConfigError
+from graphssl.core.registry import Registry
+from graphssl.nn.geometric import GeometricBackbone
+
+BACKBONES: Registry[type[nn.Module]] = Registry(
+    "backbone", hint="Register your own with graphssl.nn.BACKBONES.register(name, cls), "
+                     "or pass your own nn.Module to graphssl.nn.Encoder.")
 
 
+@BACKBONES.register("gine")
 class GINE(BasicGNN):
     """GIN with bond features added to every message (Hu et al. 2020's pretraining GIN).
 
@@ -33,21 +46,14 @@ class GINE(BasicGNN):
         return GINEConv(mlp, edge_dim=edge_dim, **kwargs)
 
 
-# name -> (class, whether edge features are consumed)
-BACKBONES: dict[str, type[BasicGNN]] = {
-    "gin": GIN,
-    "gine": GINE,
-    "gcn": GCN,
-    "gat": GAT,
-    "sage": GraphSAGE,
-    "graphsage": GraphSAGE,
-    "pna": PNA,
-}
+for _name, _cls in [("gin", GIN), ("gcn", GCN), ("gat", GAT), ("sage", GraphSAGE), ("graphsage", GraphSAGE),
+                    ("pna", PNA)]:
+    BACKBONES.register(_name, _cls)
 
 
-def uses_edge_features(name: str) -> bool:
-    """Whether the named backbone reads ``edge_attr``."""
-    return name in ("gine", "gat", "pna")
+def supports_edge_attr(name: str) -> bool:
+    """Whether the named backbone reads edge features (its ``supports_edge_attr`` flag)."""
+    return bool(getattr(BACKBONES.get(name), "supports_edge_attr", False))
 
 
 def build_backbone(
@@ -64,28 +70,25 @@ def build_backbone(
     deg: torch.Tensor | None = None,
     **options: Any,
 ) -> nn.Module:
-    """Build a backbone from its registry name.
+    """Build a message-passing backbone from its registry name, with PyG's BasicGNN arguments.
 
     ``edge_dim`` is passed to the backbones that read edge features; ``deg`` (an
     in-degree histogram) is required by PNA.
     """
-    key = name.lower()
-    if key not in BACKBONES:
-        raise ConfigError(
-            f"unknown backbone '{name}'. Choose one of: {', '.join(sorted(BACKBONES))}, "
-            "or pass your own nn.Module to graphssl.Encoder."
-        )
-    cls = BACKBONES[key]
+    cls = BACKBONES.get(name)
+    if issubclass(cls, GeometricBackbone):
+        raise ConfigError(f"backbone '{name}' is geometric (it reads atoms and positions, not node features); "
+                          "build it with graphssl.nn.build_encoder, or pick a message-passing backbone such as gin")
     kwargs: dict[str, Any] = dict(options)
-    if uses_edge_features(key) and edge_dim is not None:
+    if getattr(cls, "supports_edge_attr", False) and edge_dim is not None:
         kwargs["edge_dim"] = edge_dim
-    if key == "pna":
+    if issubclass(cls, PNA):
         if deg is None:
-            raise ConfigError("backbone 'pna' needs a degree histogram 'deg' (see graphssl.nn.degree_histogram)")
+            raise ConfigError(f"backbone '{name}' needs a degree histogram 'deg' (see graphssl.nn.degree_histogram)")
         kwargs.setdefault("aggregators", ["mean", "min", "max", "std"])
         kwargs.setdefault("scalers", ["identity", "amplification", "attenuation"])
         kwargs["deg"] = deg
-    if key == "gat":
+    if issubclass(cls, GAT):
         kwargs.setdefault("heads", 4)
         kwargs.setdefault("concat", False)  # keep the width at `hidden` for every layer
     return cls(
@@ -102,8 +105,6 @@ def build_backbone(
 
 def degree_histogram(dataset: Any, max_graphs: int | None = 5000) -> torch.Tensor:
     """In-degree histogram over (a prefix of) a data set, as PNA's scalers need."""
-    from torch_geometric.utils import degree
-
     counts: torch.Tensor = torch.zeros(1, dtype=torch.long)
     n = len(dataset) if max_graphs is None else min(len(dataset), max_graphs)
     for i in range(n):

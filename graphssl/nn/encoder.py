@@ -1,14 +1,18 @@
-"""The encoder interface: any PyG backbone behind input embeddings, node embeddings out."""
+"""The encoder interface, and the encoder for message-passing backbones (PyG's model signature).
+
+Every encoder, 2D or geometric, is a :class:`GraphEncoder`: ``encoder(data)`` gives node
+features ``[N, out_channels]``, ``encoder.embed_graphs(data)`` one vector per graph.
+"""
 
 from __future__ import annotations
 
-import inspect
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
+from torch_geometric.nn.models.basic_gnn import BasicGNN
 
 from graphssl.core.errors import ConfigError
 
@@ -20,25 +24,59 @@ POOLINGS: dict[str, Callable[..., Tensor]] = {
 }
 
 
-def _accepted_arguments(module: nn.Module) -> set[str]:
-    params = inspect.signature(module.forward).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return {"edge_attr", "batch"}
-    return set(params)
+class GraphEncoder(nn.Module):
+    """Base class of encoders: ``Data`` -> node features ``[N, out_channels]``.
+
+    Subclasses implement :meth:`forward`; :meth:`pool` and :meth:`embed_graphs` turn node
+    features into graph embeddings ``[B, out_channels]`` with the chosen readout.
+
+    Args:
+        out_channels: width of the node features ``forward`` returns.
+        pooling: graph readout, one of ``mean``, ``sum`` (``add``), ``max``.
+    """
+
+    def __init__(self, out_channels: int, pooling: str = "mean") -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling '{pooling}'. Choose one of: {', '.join(POOLINGS)}")
+        self.out_channels = int(out_channels)
+        self.pooling = pooling
+
+    def forward(self, data: Data) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(data) -> node features")
+
+    def pool(self, h: Tensor, data: Data) -> Tensor:
+        """Graph embeddings ``[B, out_channels]`` from node features with the chosen readout."""
+        batch = getattr(data, "batch", None)
+        if batch is None:  # a single graph
+            return POOLINGS[self.pooling](h, torch.zeros(h.size(0), dtype=torch.long, device=h.device), size=1)
+        size = int(data.num_graphs) if hasattr(data, "num_graphs") else None
+        return POOLINGS[self.pooling](h, batch, size=size)
+
+    def embed_graphs(self, data: Data) -> Tensor:
+        """One vector per graph: ``pool(forward(data))``."""
+        return self.pool(self(data), data)
 
 
-class Encoder(nn.Module):
-    """``Data`` -> node embeddings, for any backbone with the PyG model signature.
+class Encoder(GraphEncoder):
+    """Input embeddings in front of a message-passing backbone with PyG's model signature.
 
-    The backbone is called as ``backbone(x, edge_index, edge_attr=..., batch=...)``, passing
-    only the keyword arguments its ``forward`` accepts, so PyG models (GIN, GINE, GCN, GAT,
-    GraphSAGE, PNA) and a user's own ``nn.Module`` plug in alike.
+    The backbone is called as ``backbone(x, edge_index, edge_attr=..., batch=...)``. What it
+    is passed follows the capabilities it declares, never its signature:
+
+    - ``edge_attr`` when ``backbone.supports_edge_attr`` is true (PyG's flag: GAT, PNA and
+      GINE set it; default False) and the encoder has an edge embedding;
+    - ``batch`` when ``backbone.supports_batch`` is true (default: True for PyG's
+      ``BasicGNN`` models, whose ``forward`` takes it, False for other modules).
+
+    So PyG models (GIN, GINE, GCN, GAT, GraphSAGE, PNA) and a user's own ``nn.Module``
+    plug in alike; a user module declares the two flags as class attributes.
 
     Args:
         backbone: the message-passing network; its input width is ``node_embedding``'s output.
         node_embedding: maps ``data.x`` to vectors (e.g. :class:`CategoricalEmbedding`).
-        edge_embedding: maps ``data.edge_attr`` to vectors, or ``None`` to pass no edge features.
         out_channels: width of the node embeddings the backbone returns.
+        edge_embedding: maps ``data.edge_attr`` to vectors, or ``None`` to pass no edge features.
         pooling: graph readout, one of ``mean``, ``sum``, ``max``.
     """
 
@@ -50,22 +88,27 @@ class Encoder(nn.Module):
         edge_embedding: nn.Module | None = None,
         pooling: str = "mean",
     ) -> None:
-        super().__init__()
-        if pooling not in POOLINGS:
-            raise ConfigError(f"unknown pooling '{pooling}'. Choose one of: {', '.join(POOLINGS)}")
+        super().__init__(out_channels, pooling)
         self.backbone = backbone
         self.node_embedding = node_embedding
         self.edge_embedding = edge_embedding
-        self.out_channels = out_channels
-        self.pooling = pooling
-        accepted = _accepted_arguments(backbone)
-        self._pass_edge_attr = "edge_attr" in accepted and edge_embedding is not None
-        self._pass_batch = "batch" in accepted
+        if edge_embedding is not None and not hasattr(backbone, "supports_edge_attr"):
+            # an undeclared module would silently never see the edge features it was given
+            raise ConfigError(f"backbone {type(backbone).__name__} gets an edge embedding but does not declare "
+                              "whether it reads edge features: set the class attribute supports_edge_attr = True "
+                              "(forward takes edge_attr=...) or False, or pass edge_embedding=None")
+        self._pass_edge_attr = bool(getattr(backbone, "supports_edge_attr", False)) and edge_embedding is not None
+        self._pass_batch = bool(getattr(backbone, "supports_batch", isinstance(backbone, BasicGNN)))
 
     @property
     def embed_channels(self) -> int:
         """Width of the input embeddings (the backbone's input)."""
         return int(self.node_embedding.out_channels)
+
+    @property
+    def reads_edge_features(self) -> bool:
+        """Whether the backbone receives the embedded edge features."""
+        return self._pass_edge_attr
 
     def embed_nodes(self, data: Data) -> Tensor:
         """Initial node vectors, before message passing. Objectives mask these.
@@ -78,6 +121,7 @@ class Encoder(nn.Module):
         return self.node_embedding(data.x)
 
     def embed_edges(self, data: Data) -> Tensor | None:
+        """Initial edge vectors, or None without an edge embedding or edge features."""
         if self.edge_embedding is None:
             return None
         if getattr(self.edge_embedding, "reads_data", False):
@@ -97,14 +141,3 @@ class Encoder(nn.Module):
 
     def forward(self, data: Data) -> Tensor:
         return self.propagate(self.embed_nodes(data), data)
-
-    def pool(self, h: Tensor, data: Data) -> Tensor:
-        """Graph embeddings from node embeddings with the chosen readout."""
-        batch = getattr(data, "batch", None)
-        if batch is None:
-            batch = torch.zeros(h.size(0), dtype=torch.long, device=h.device)
-        size = int(data.num_graphs) if hasattr(data, "num_graphs") else None
-        return POOLINGS[self.pooling](h, batch, size=size)
-
-    def embed_graphs(self, data: Data) -> Tensor:
-        return self.pool(self(data), data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphssl.nn.encoder import Encoder
+from graphssl.nn.encoder import GraphEncoder
 
 
 class PredictionHead(nn.Module):
@@ -27,7 +27,7 @@ class PredictionHead(nn.Module):
 class PropertyModel(nn.Module):
     """Encoder, graph pooling and a head: ``Data`` -> ``[num_graphs, num_tasks]`` outputs."""
 
-    def __init__(self, encoder: Encoder, head: nn.Module) -> None:
+    def __init__(self, encoder: GraphEncoder, head: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head

@@ -1,10 +1,23 @@
-"""Self-supervised objectives. Each wraps an :class:`~graphssl.nn.Encoder` and maps a
+"""Self-supervised objectives. Each is an :class:`Objective` that wraps an encoder and maps a
 batch to a scalar loss: ``loss = objective(batch)``."""
 
 from graphssl.objectives.attrmask import AttrMask
-from graphssl.objectives.denoise import SCD, CoordinateDenoising
+from graphssl.objectives.base import Objective
+from graphssl.objectives.denoise import CoordinateDenoising
 from graphssl.objectives.graphmae import GraphMAE
 from graphssl.objectives.higmae import HiGMAE
 from graphssl.objectives.registry import OBJECTIVES, build_objective, objective_options, register_objective
+from graphssl.objectives.scd import SCD
 
-__all__ = ["AttrMask", "CoordinateDenoising", "SCD", "GraphMAE", "HiGMAE", "OBJECTIVES", "build_objective", "objective_options", "register_objective"]
+__all__ = [
+    "OBJECTIVES",
+    "SCD",
+    "AttrMask",
+    "CoordinateDenoising",
+    "GraphMAE",
+    "HiGMAE",
+    "Objective",
+    "build_objective",
+    "objective_options",
+    "register_objective",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphssl.nn.backbones import build_backbone, uses_edge_features
+from graphssl.nn.backbones import build_backbone, supports_edge_attr
 from graphssl.nn.encoder import Encoder
 
 
@@ -20,7 +20,7 @@ class FeatureDecoder(nn.Module):
         super().__init__()
         edge_aware = encoder.edge_embedding is not None
         name = name or ("gine" if edge_aware else "gin")
-        self.reads_edges = edge_aware and uses_edge_features(name)
+        self.reads_edges = edge_aware and supports_edge_attr(name)
         hidden = encoder.out_channels
         self.layer = build_backbone(name, in_channels=hidden, hidden=hidden, num_layers=1,
                                     out_channels=out_channels, norm=None,

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-import torch
-
 from graphssl.nn.encoder import Encoder
 from graphssl.nn.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
+from graphssl.objectives.base import MESSAGE_PASSING, Objective, require_encoder, unread_edge_embedding
 from graphssl.objectives.decoder import FeatureDecoder
+from graphssl.objectives.registry import OBJECTIVES
 from graphssl.objectives.targets import resolve_target, target_tensor
 from graphssl.transforms.masking import NodeMask, sample_node_mask
 
 
-class GraphMAE(nn.Module):
+@OBJECTIVES.register("graphmae")
+class GraphMAE(Objective):
     """Masked autoencoder on node features for any :class:`Encoder`.
 
     A share ``mask_rate`` of nodes is masked; of those, ``replace_rate`` get a random node's
@@ -47,11 +49,11 @@ class GraphMAE(nn.Module):
         target: str = "auto",
         loss: str = "sce",
     ) -> None:
-        super().__init__()
+        require_encoder("GraphMAE", encoder, Encoder, MESSAGE_PASSING)
+        super().__init__(encoder)
         sample_node_mask(4, mask_rate, replace_rate, keep_rate)  # validates the rates early
         if alpha < 1:
             raise ValueError(f"GraphMAE alpha must be >= 1, got {alpha}")
-        self.encoder = encoder
         self.mask_rate, self.replace_rate, self.keep_rate, self.alpha = mask_rate, replace_rate, keep_rate, alpha
         if loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"unknown loss '{loss}'. Choose one of: {', '.join(RECONSTRUCTION_LOSSES)}")
@@ -61,6 +63,9 @@ class GraphMAE(nn.Module):
         self.enc_mask_token = nn.Parameter(torch.zeros(1, encoder.embed_channels))
         self.encoder_to_decoder = nn.Linear(hidden, hidden, bias=False)
         self.decoder = FeatureDecoder(encoder, out_channels, decoder)
+
+    def unused_parameters(self) -> list[str]:
+        return unread_edge_embedding(self.encoder, read_elsewhere=self.decoder.reads_edges)
 
     def mask_inputs(self, h: Tensor, mask: NodeMask) -> Tensor:
         h = h.clone()

@@ -28,10 +28,12 @@ from torch_geometric.nn import GINConv
 from torch_geometric.nn.models import MLP
 from torch_geometric.utils import scatter, to_dense_batch
 
-from graphssl.nn.encoder import Encoder
 from graphssl.core.errors import DataError
+from graphssl.nn.encoder import Encoder
 from graphssl.nn.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
+from graphssl.objectives.base import MESSAGE_PASSING, Objective, require_encoder, unread_edge_embedding
 from graphssl.objectives.decoder import FeatureDecoder
+from graphssl.objectives.registry import OBJECTIVES
 from graphssl.objectives.targets import resolve_target, target_tensor
 from graphssl.transforms.coarsen import Coarsen, level_batch
 from graphssl.transforms.masking import sample_node_mask
@@ -89,7 +91,8 @@ def _gin(hidden: int) -> GINConv:
     return GINConv(MLP([hidden, 2 * hidden, hidden], norm=None), train_eps=True)
 
 
-class HiGMAE(nn.Module):
+@OBJECTIVES.register("higmae")
+class HiGMAE(Objective):
     """Hierarchical graph masked autoencoder around any :class:`Encoder`.
 
     Args:
@@ -126,7 +129,8 @@ class HiGMAE(nn.Module):
         target: str = "auto",
         loss: str = "sce",
     ) -> None:
-        super().__init__()
+        require_encoder("HiGMAE", encoder, Encoder, MESSAGE_PASSING)
+        super().__init__(encoder)
         sample_node_mask(4, mask_rate)  # validates the rate early
         if not 0.0 <= recovery_rate < 1.0:
             raise ValueError(f"recovery_rate must be in [0, 1), got {recovery_rate}")
@@ -135,7 +139,6 @@ class HiGMAE(nn.Module):
         hidden = encoder.out_channels
         if hidden % heads:
             raise ValueError(f"the encoder width {hidden} must be divisible by heads={heads}")
-        self.encoder = encoder
         self.transform = Coarsen(levels=levels, ratio=ratio, method=coarsener, pe_steps=pe_steps)
         self.levels, self.mask_rate, self.alpha = levels, mask_rate, alpha
         self.recovery_rate, self.recovery_epochs, self.gamma = recovery_rate, recovery_epochs, gamma
@@ -157,6 +160,9 @@ class HiGMAE(nn.Module):
         """Update CoFi-R's recovery share for ``epoch`` (0-based) of ``total_epochs``."""
         horizon = self.recovery_epochs if self.recovery_epochs is not None else total_epochs / 4
         self.recovery = recovery_fraction(epoch, self.recovery_rate, horizon, self.gamma)
+
+    def unused_parameters(self) -> list[str]:
+        return unread_edge_embedding(self.encoder, read_elsewhere=self.decoder.reads_edges)
 
     def _check(self, data: Data) -> None:
         if f"cluster_{self.levels}" not in data:

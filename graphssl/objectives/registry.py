@@ -5,46 +5,34 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from torch import nn
-
-from graphssl.nn.encoder import Encoder
 from graphssl.core.errors import ConfigError
-from graphssl.objectives.attrmask import AttrMask
-from graphssl.objectives.denoise import SCD, CoordinateDenoising
-from graphssl.objectives.graphmae import GraphMAE
-from graphssl.objectives.higmae import HiGMAE
+from graphssl.core.registry import Registry
+from graphssl.nn.encoder import GraphEncoder
+from graphssl.objectives.base import Objective
 
-OBJECTIVES: dict[str, type[nn.Module]] = {
-    "graphmae": GraphMAE,
-    "attrmask": AttrMask,
-    "higmae": HiGMAE,
-    "denoise": CoordinateDenoising,
-    "scd": SCD,
-}
+OBJECTIVES: Registry[type[Objective]] = Registry(
+    "objective", hint="Register your own with graphssl.objectives.register_objective(name, cls).")
 
 
-def register_objective(name: str, cls: type[nn.Module]) -> None:
-    """Make ``cls`` (constructed as ``cls(encoder, **options)``) available by name."""
-    OBJECTIVES[name.lower()] = cls
+def register_objective(name: str, cls: type[Objective], *, replace: bool = False) -> type[Objective]:
+    """Make ``cls`` (an :class:`Objective` constructed as ``cls(encoder, **options)``) available
+    by name; a taken name needs ``replace=True``."""
+    if not (isinstance(cls, type) and issubclass(cls, Objective)):
+        raise ConfigError(f"objective '{name}' must be a subclass of graphssl.objectives.Objective "
+                          f"(it provides the hooks the pretraining loop calls), got {cls!r}")
+    return OBJECTIVES.register(name, cls, replace=replace)
 
 
 def objective_options(name: str) -> dict[str, Any]:
     """The options an objective accepts, with their defaults."""
-    cls = _lookup(name)
+    cls = OBJECTIVES.get(name)
     params = list(inspect.signature(cls.__init__).parameters.values())[2:]
     return {p.name: p.default for p in params}
 
 
-def _lookup(name: str) -> type[nn.Module]:
-    key = name.lower()
-    if key not in OBJECTIVES:
-        raise ConfigError(f"unknown objective '{name}'. Choose one of: {', '.join(sorted(OBJECTIVES))}")
-    return OBJECTIVES[key]
-
-
-def build_objective(name: str, encoder: Encoder, options: dict[str, Any] | None = None) -> nn.Module:
+def build_objective(name: str, encoder: GraphEncoder, options: dict[str, Any] | None = None) -> Objective:
     """Construct the named objective around ``encoder``; unknown options fail by name."""
-    cls = _lookup(name)
+    cls = OBJECTIVES.get(name)
     options = dict(options or {})
     allowed = objective_options(name)
     for key in options:

@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
-from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import remove_self_loops, to_undirected
 from tqdm.auto import tqdm
 
 from graphssl.core.errors import ConfigError, DataError
+from graphssl.transforms.base import GraphTransform
 from graphssl.transforms.matching import bridges, connected_components, greedy_matching, limit_pairs_per_graph
 
 METHODS = ("algebraic", "heavy_edge", "chemistry")
@@ -276,7 +276,7 @@ def _split(graphs: Sequence[Data], levels: list[Level]) -> list[HierarchicalData
     return [HierarchicalData(**values) for values in fields]
 
 
-class Coarsen(BaseTransform):
+class Coarsen(GraphTransform):
     """Add ``levels`` coarse levels to a graph (see the module docstring).
 
     Args:

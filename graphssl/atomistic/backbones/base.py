@@ -1,10 +1,11 @@
-"""The interface every geometric backbone follows, and the radial pieces they share.
+"""The radial pieces the geometric backbones share, and their edges.
 
-A backbone reads an :class:`~graphssl.atomistic.graph.AtomisticData` (or a batch of them)
-and returns per-atom invariant features ``s`` ``[N, hidden]`` and equivariant vector
-features ``v`` ``[N, 3, hidden]`` (None for invariant backbones). Geometry always comes
-from :func:`~graphssl.atomistic.graph.edge_vectors`, so gradients reach ``pos`` and
-``cell`` (forces, stress) and coordinate noise changes every edge.
+A backbone (a :class:`~graphssl.nn.geometric.GeometricBackbone`) reads an
+:class:`~graphssl.atomistic.graph.AtomisticData` (or a batch of them) and returns per-atom
+invariant features ``s`` ``[N, hidden]`` and equivariant vector features ``v``
+``[N, 3, hidden]`` (None for invariant backbones). Geometry always comes from
+:func:`~graphssl.atomistic.graph.edge_vectors`, so gradients reach ``pos`` and ``cell``
+(forces, stress) and coordinate noise changes every edge.
 
 Edge convention: for an edge ``(i, j) = edge_index[:, e]`` the vector ``r_ij`` points from
 atom ``i`` to (the image of) atom ``j``; messages from ``j`` are summed at ``i``.
@@ -20,6 +21,9 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from graphssl.atomistic.graph import edge_vectors
+from graphssl.nn.geometric import GeometricBackbone
+
+__all__ = ["BesselBasis", "EdgeGeometry", "ExpNormalBasis", "GeometricBackbone", "cosine_cutoff", "edge_geometry"]
 
 
 def cosine_cutoff(dist: Tensor, cutoff: float) -> Tensor:
@@ -90,37 +94,3 @@ def edge_geometry(data: Data, cutoff: float) -> EdgeGeometry:
     # keeps the outputs finite instead of NaN.
     unit = vec / dist.clamp_min(1e-9).unsqueeze(-1)
     return EdgeGeometry(i=i, j=j, vec=vec, dist=dist, unit=unit)
-
-
-class GeometricBackbone(nn.Module):
-    """Base class: ``forward(data, condition=None) -> (s [N, hidden], v [N, 3, hidden] | None)``.
-
-    ``condition`` is a per-graph vector ``[B, hidden]`` (SCD's clean-structure embedding or
-    the null token); subclasses apply an :class:`~graphssl.atomistic.conditioning.AdaptiveNorm`
-    to their scalars after every interaction block. ``equivariant`` says whether ``v`` is
-    returned; heads use it to choose how to build vector outputs.
-    """
-
-    hidden: int
-    cutoff: float
-    equivariant: bool = False
-
-    def __init__(self, hidden: int, cutoff: float) -> None:
-        super().__init__()
-        self.hidden = hidden
-        self.cutoff = cutoff
-
-    def geometry(self, data: Data) -> EdgeGeometry:
-        """The edges of ``data`` inside this backbone's cutoff."""
-        return edge_geometry(data, self.cutoff)
-
-    @staticmethod
-    def graph_index(data: Data) -> Tensor | None:
-        """The atom -> structure index, or None for a single structure."""
-        return getattr(data, "batch", None)
-
-    def forward(self, data: Data, condition: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        raise NotImplementedError
-
-    def extra_repr(self) -> str:
-        return f"hidden={self.hidden}, cutoff={self.cutoff}"

@@ -15,8 +15,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch_geometric.data import Data
 
-from graphssl.atomistic.backbones.base import EdgeGeometry, ExpNormalBasis, GeometricBackbone, cosine_cutoff
-from graphssl.atomistic.conditioning import AdaptiveNorm
+from graphssl.atomistic.backbones.base import (
+    EdgeGeometry,
+    ExpNormalBasis,
+    GeometricBackbone,
+    cosine_cutoff,
+    edge_geometry,
+)
 from graphssl.core.errors import ConfigError
 
 
@@ -104,25 +109,23 @@ class EquivariantTransformer(GeometricBackbone):
     ) -> None:
         if hidden % heads:
             raise ConfigError(f"hidden ({hidden}) must be divisible by heads ({heads}); e.g. hidden=128, heads=8")
-        super().__init__(hidden, cutoff)
-        self.num_layers, self.heads = num_layers, heads
+        super().__init__(hidden, num_layers, cutoff)
+        self.heads = heads
         self.rbf = ExpNormalBasis(num_rbf, cutoff)
         self.embedding = NeighborEmbedding(hidden, num_rbf, cutoff, max_z)
         self.layers = nn.ModuleList(EquivariantAttention(hidden, heads, num_rbf, cutoff) for _ in range(num_layers))
-        self.norms = nn.ModuleList(AdaptiveNorm(hidden, hidden) for _ in range(num_layers))
         self.out_norm = nn.LayerNorm(hidden)
 
-    def forward(self, data: Data, condition: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        geo = self.geometry(data)
-        batch = self.graph_index(data)
+    def forward(self, data: Data) -> tuple[Tensor, Tensor | None]:
+        geo = edge_geometry(data, self.cutoff)
         rbf = self.rbf(geo.dist)
         x = self.embedding(data.z, rbf, geo)
         vec = x.new_zeros(x.size(0), 3, self.hidden)
-        for layer, norm in zip(self.layers, self.norms):
+        for index, layer in enumerate(self.layers):
             dx, dvec = layer(x, vec, rbf, geo)
             x, vec = x + dx, vec + dvec
-            x = norm(x, condition, batch)
+            x = self.after_layer(index, x, data)
         return self.out_norm(x), vec
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, num_layers={self.num_layers}, heads={self.heads}"
+        return f"{super().extra_repr()}, heads={self.heads}"

@@ -11,8 +11,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphssl.atomistic.backbones.base import BesselBasis, EdgeGeometry, GeometricBackbone, cosine_cutoff
-from graphssl.atomistic.conditioning import AdaptiveNorm
+from graphssl.atomistic.backbones.base import (
+    BesselBasis,
+    EdgeGeometry,
+    GeometricBackbone,
+    cosine_cutoff,
+    edge_geometry,
+)
 
 
 class PaiNNMessage(nn.Module):
@@ -75,27 +80,21 @@ class PaiNN(GeometricBackbone):
     def __init__(
         self, hidden: int = 128, num_layers: int = 3, cutoff: float = 5.0, num_rbf: int = 20, max_z: int = 120
     ) -> None:
-        super().__init__(hidden, cutoff)
-        self.num_layers = num_layers
+        super().__init__(hidden, num_layers, cutoff)
         self.embedding = nn.Embedding(max_z, hidden)
         self.rbf = BesselBasis(num_rbf, cutoff)
         self.messages = nn.ModuleList(PaiNNMessage(hidden, num_rbf, cutoff) for _ in range(num_layers))
         self.updates = nn.ModuleList(PaiNNUpdate(hidden) for _ in range(num_layers))
-        self.norms = nn.ModuleList(AdaptiveNorm(hidden, hidden) for _ in range(num_layers))
 
-    def forward(self, data: Data, condition: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        geo = self.geometry(data)
-        batch = self.graph_index(data)
+    def forward(self, data: Data) -> tuple[Tensor, Tensor | None]:
+        geo = edge_geometry(data, self.cutoff)
         rbf = self.rbf(geo.dist)
         s = self.embedding(data.z)
         v = s.new_zeros(s.size(0), 3, self.hidden)
-        for message, update, norm in zip(self.messages, self.updates, self.norms):
+        for layer, (message, update) in enumerate(zip(self.messages, self.updates)):
             ds, dv = message(s, v, rbf, geo)
             s, v = s + ds, v + dv
             ds, dv = update(s, v)
             s, v = s + ds, v + dv
-            s = norm(s, condition, batch)
+            s = self.after_layer(layer, s, data)
         return s, v
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, num_layers={self.num_layers}"

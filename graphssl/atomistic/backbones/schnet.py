@@ -13,8 +13,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn.models.schnet import GaussianSmearing, InteractionBlock
 
-from graphssl.atomistic.backbones.base import GeometricBackbone
-from graphssl.atomistic.conditioning import AdaptiveNorm
+from graphssl.atomistic.backbones.base import GeometricBackbone, edge_geometry
 
 
 class SchNet(GeometricBackbone):
@@ -29,27 +28,21 @@ class SchNet(GeometricBackbone):
     def __init__(
         self, hidden: int = 128, num_layers: int = 3, cutoff: float = 5.0, num_rbf: int = 50, max_z: int = 120
     ) -> None:
-        super().__init__(hidden, cutoff)
-        self.num_layers = num_layers
+        super().__init__(hidden, num_layers, cutoff)
         self.embedding = nn.Embedding(max_z, hidden)
         self.rbf = GaussianSmearing(0.0, cutoff, num_rbf)
         self.interactions = nn.ModuleList(
             InteractionBlock(hidden, num_rbf, hidden, cutoff) for _ in range(num_layers)
         )
-        self.norms = nn.ModuleList(AdaptiveNorm(hidden, hidden) for _ in range(num_layers))
 
-    def forward(self, data: Data, condition: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        geo = self.geometry(data)
-        batch = self.graph_index(data)
+    def forward(self, data: Data) -> tuple[Tensor, Tensor | None]:
+        geo = edge_geometry(data, self.cutoff)
         # CFConv sends messages along edge_index[0] -> edge_index[1]: put neighbours first.
         # It applies its own cosine cutoff to ``dist``; every kept edge is inside the cutoff.
         edge_index = torch.stack([geo.j, geo.i])
         rbf = self.rbf(geo.dist)
         s = self.embedding(data.z)
-        for interaction, norm in zip(self.interactions, self.norms):
+        for layer, interaction in enumerate(self.interactions):
             s = s + interaction(s, edge_index, geo.dist, rbf)
-            s = norm(s, condition, batch)
+            s = self.after_layer(layer, s, data)
         return s, None
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, num_layers={self.num_layers}"
