@@ -15,10 +15,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from graphssl.core.config import DataConfig, FinetuneConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
-from graphssl.data.dataset import load_dataset
-from graphssl.engine.pretrain import pretrain
-from graphssl.engine.finetune import finetune as finetune_segmentation
+from graphssl import (
+    DataConfig,
+    FinetuneConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    PretrainConfig,
+    RunConfig,
+    finetune,
+    generate_brep_parts,
+    load_dataset,
+    pretrain,
+)
 
 
 def main() -> None:
@@ -33,9 +41,7 @@ def main() -> None:
     out = Path(args.out)
     folder = Path(args.folder) if args.folder else out / "parts"
     if args.folder is None and not (folder / "classes.txt").is_file():
-        from graphssl.brep.generate import generate_dataset
-
-        report = generate_dataset(60, folder, seed=0)
+        report = generate_brep_parts(60, folder, seed=0)
         print(f"generated {report.n_parts} parts in {report.seconds:.1f} s; faces per class: {report.class_counts}")
 
     data = DataConfig(path=str(folder), on_error="skip")
@@ -58,7 +64,7 @@ def main() -> None:
     print(f"\nface segmentation with labels on {args.label_fraction:.0%} of the training parts")
     for label, checkpoint in (("scratch", None), ("graphmae", encoder)):
         config.output_dir = str(out / f"finetune-{label}")
-        result = finetune_segmentation(config, checkpoint=checkpoint, dataset=dataset)
+        result = finetune(config, checkpoint=checkpoint, dataset=dataset)
         print(f"  {label:9s} test mIoU {result.test:.3f}, accuracy {result.test_accuracy:.3f} "
               f"(best validation epoch {result.best_epoch}, {result.train_size} labelled parts)")
 

@@ -13,10 +13,14 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from graphssl.core.config import DataConfig, FinetuneConfig, RunConfig
-from graphssl.data.packaged import packaged_file
-from graphssl.engine.finetune import finetune
-from graphssl.engine.pretrained import load_pretrained
+from graphssl import (
+    DataConfig,
+    FinetuneConfig,
+    RunConfig,
+    finetune,
+    load_pretrained,
+    packaged_file,
+)
 
 
 def main() -> None:

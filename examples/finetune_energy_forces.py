@@ -16,10 +16,17 @@ import dataclasses
 import json
 from pathlib import Path
 
-from graphssl.atomistic.emt import generate_emt
-from graphssl.core.config import DataConfig, FinetuneConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
-from graphssl.engine.finetune import finetune
-from graphssl.engine.pretrain import pretrain
+from graphssl import (
+    DataConfig,
+    FinetuneConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    PretrainConfig,
+    RunConfig,
+    finetune,
+    generate_emt,
+    pretrain,
+)
 
 
 def main() -> None:

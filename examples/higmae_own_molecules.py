@@ -14,10 +14,17 @@ import argparse
 import os
 from pathlib import Path
 
-from graphssl.molecule.adapter import mol_from_smiles, mol_to_data
-from graphssl.core.config import DataConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
-from graphssl.engine.pretrain import pretrain
-from graphssl.transforms.coarsen import Coarsen
+from graphssl import (
+    Coarsen,
+    DataConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    PretrainConfig,
+    RunConfig,
+    mol_from_smiles,
+    mol_to_data,
+    pretrain,
+)
 
 PALETTE = [(0.95, 0.6, 0.6), (0.6, 0.8, 0.95), (0.65, 0.9, 0.65), (0.95, 0.85, 0.5), (0.8, 0.65, 0.95),
            (0.6, 0.9, 0.9), (0.95, 0.7, 0.85), (0.8, 0.8, 0.8)]

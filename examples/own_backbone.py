@@ -14,11 +14,7 @@ from torch import nn
 from torch_geometric.loader import DataLoader
 from torch_geometric.nn import GATv2Conv
 
-from graphssl.core.config import DataConfig
-from graphssl.data.dataset import load_dataset
-from graphssl.nn import Encoder
-from graphssl.molecule.features import molecule_feature_spec
-from graphssl.objectives import AttrMask
+from graphssl import AttrMask, DataConfig, Encoder, load_dataset, molecule_feature_spec
 
 
 class ResidualGATv2(nn.Module):

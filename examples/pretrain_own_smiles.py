@@ -11,8 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from graphssl.core.config import DataConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
-from graphssl.engine.pretrain import pretrain
+from graphssl import (
+    DataConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    PretrainConfig,
+    RunConfig,
+    pretrain,
+)
 
 
 def main() -> None:

@@ -15,16 +15,21 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from graphssl.core.config import DataConfig, ModelConfig, ObjectiveConfig, PretrainConfig, RunConfig
-from graphssl.engine.pretrain import pretrain
+from graphssl import (
+    DataConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    PretrainConfig,
+    RunConfig,
+    packaged_file,
+    pretrain,
+)
 
 
 def write_example_cifs(folder: Path, count: int = 50) -> Path:
     """Write the first ``count`` matbench_dielectric crystals as CIF files into ``folder``."""
     import pandas as pd
     from pymatgen.core import Structure
-
-    from graphssl.data.packaged import packaged_file
 
     frame = pd.read_json(packaged_file("crystal_toolkit", "apps/examples/matbench_dielectric.json.gz")).sort_index()
     for k, payload in enumerate(frame["structure"].iloc[:count]):

@@ -16,8 +16,12 @@ parts) into the core registries; none of their optional dependencies (RDKit, ves
 pymatgen, OCP) is imported until a reader or featuriser of that domain runs.
 """
 
+from typing import Any
+
 from graphssl import atomistic, brep, molecule  # noqa: F401  (register data sources, splits, backbones)
+from graphssl.atomistic.emt import generate_emt
 from graphssl.bench import run_benchmark
+from graphssl.brep.encoders import brep_feature_spec
 from graphssl.core.config import (
     BenchmarkConfig,
     DataConfig,
@@ -31,6 +35,7 @@ from graphssl.core.config import (
 from graphssl.core.errors import CheckpointError, ConfigError, DataError, GraphSSLError, MoleculeError
 from graphssl.core.registry import Registry
 from graphssl.data.dataset import load_dataset
+from graphssl.data.packaged import packaged_file
 from graphssl.data.sources import SOURCES, catalogue
 from graphssl.data.splits import SPLITS, Split, make_split
 from graphssl.engine.finetune import FinetuneResult, finetune
@@ -38,6 +43,7 @@ from graphssl.engine.pretrain import pretrain
 from graphssl.engine.pretrained import load_pretrained
 from graphssl.nn import BACKBONES, Encoder, GraphEncoder, build_encoder
 from graphssl.nn.features import FeatureSpec
+from graphssl.molecule.features import molecule_feature_spec
 from graphssl.nn.geometric import GeometricBackbone, GeometricEncoder
 from graphssl.objectives import (
     OBJECTIVES,
@@ -51,8 +57,22 @@ from graphssl.objectives import (
     register_objective,
 )
 from graphssl.tasks import TASKS, EnergyForcesTask, PropertyTask, SegmentationTask, Task, build_task
+from graphssl.transforms.coarsen import Coarsen
 
 __version__ = "0.1.0"
+
+# mol_from_smiles, mol_to_data and smiles_to_data (RDKit) and generate_brep_parts (OCP) are
+# loaded on first use, so that `import graphssl` needs no optional dependency.
+def __getattr__(name: str) -> Any:
+    if name in ("mol_from_smiles", "mol_to_data", "smiles_to_data"):
+        from graphssl.molecule import adapter
+
+        return getattr(adapter, name)
+    if name == "generate_brep_parts":
+        from graphssl.brep.generate import generate_dataset
+
+        return generate_dataset
+    raise AttributeError(f"module 'graphssl' has no attribute '{name}'")
 
 __all__ = [
     "BACKBONES",
@@ -62,6 +82,7 @@ __all__ = [
     "SPLITS",
     "TASKS",
     "AttrMask",
+    "Coarsen",
     "BenchmarkConfig",
     "CheckpointError",
     "ConfigError",
@@ -90,16 +111,24 @@ __all__ = [
     "SegmentationTask",
     "Split",
     "Task",
+    "brep_feature_spec",
     "build_encoder",
     "build_objective",
     "build_task",
     "catalogue",
     "finetune",
+    "generate_brep_parts",
+    "generate_emt",
     "load_config",
     "load_dataset",
     "load_pretrained",
     "make_split",
+    "mol_from_smiles",
+    "mol_to_data",
+    "molecule_feature_spec",
+    "packaged_file",
     "pretrain",
     "register_objective",
     "run_benchmark",
+    "smiles_to_data",
 ]

@@ -92,8 +92,7 @@ def _prepare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from graphssl.core.config import DataConfig
-    from graphssl.brep.dataset import is_brep
-    from graphssl.data.dataset import is_atomistic, resolve_source
+    from graphssl.data.dataset import domain_of, resolve_source
     from graphssl.data.sources import catalogue
     from graphssl.core.errors import DataError
     from graphssl.molecule.shards import prepare_shards
@@ -103,7 +102,7 @@ def _prepare(args: argparse.Namespace) -> int:
                         smiles_column=args.smiles_column, limit=args.limit, on_error=args.on_error,
                         explicit_h=args.explicit_h, duplicates=args.duplicates, max_atoms=args.max_atoms)
     config.check()
-    if is_atomistic(config) or is_brep(config):
+    if domain_of(config) != "molecule":
         raise DataError(f"'{args.name}' holds 3D structures or CAD parts; `data prepare` shards molecule data sets. "
                         "Build it into the cache with `graphssl data build --set data.name=...` (or data.path=...)")
     report = prepare_shards(resolve_source(config), config, args.out, workers=args.workers,

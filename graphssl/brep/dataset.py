@@ -32,12 +32,11 @@ from graphssl.brep.encoders import brep_feature_spec
 from graphssl.core.config import DataConfig
 from graphssl.core.errors import DataError
 from graphssl.data.builder import Featurised, Recipe
-from graphssl.data.dataset import domain_of
 from graphssl.data.records import BuildReport, Source, rules_key
 from graphssl.data.store import GraphFields, TensorStore
 from graphssl.nn.features import FeatureSpec
 
-__all__ = ["BREP_FIELDS", "BREP_FORMAT_VERSION", "BRepDataset", "BRepRecipe", "BRepSource", "StepRecord", "is_brep"]
+__all__ = ["BREP_FIELDS", "BREP_FORMAT_VERSION", "BRepDataset", "BRepRecipe", "BRepSource", "StepRecord"]
 
 BREP_FORMAT_VERSION = "graphssl-brep/1"  # part of the cache key: bump when the adapter's output changes
 DEFAULT_GRID = 10
@@ -68,10 +67,6 @@ class BRepSource(Source):
 
     class_names: list[str] = field(default_factory=list)
 
-
-def is_brep(config: DataConfig) -> bool:
-    """Whether ``config`` names B-rep parts: a registered name, a STEP file or a folder of them."""
-    return domain_of(config) == "brep"
 
 
 class BRepDataset(Dataset):

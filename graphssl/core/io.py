@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import torch
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+def _atomic_write(path: str | Path, mode: str, write: Callable[[IO], None]) -> Path:
+    """Write through ``write`` into a temporary file next to ``path``, fsync, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         # mkstemp creates 0600 files; give the result the permissions a plain open() would
@@ -29,3 +29,13 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically."""
+    return _atomic_write(path, "wb", lambda handle: torch.save(obj, handle))
+
+
+def atomic_write_text(text: str, path: str | Path) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return _atomic_write(path, "w", lambda handle: handle.write(text))

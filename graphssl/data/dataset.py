@@ -46,11 +46,6 @@ def domain_of(config: DataConfig) -> str:
     return entry_for(config).domain
 
 
-def is_atomistic(config: DataConfig) -> bool:
-    """Whether ``config`` names 3D structures (crystals, molecules with coordinates)."""
-    return domain_of(config) == "atomistic"
-
-
 def _opener(entry: DataSource | InputKind, config: DataConfig):
     if entry.open is None:
         what = f"data set '{config.name}'" if config.name else f"'{config.path}' ({entry.name})"

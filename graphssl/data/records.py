@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from graphssl.core.config import DataConfig
+from graphssl.core.io import atomic_write_text
 
 TASK_TYPES = ("classification", "regression")
 # How a record is named in reports and errors: long inputs are cut to this many characters.
@@ -77,26 +76,6 @@ class BuildReport:
         raw = json.loads(Path(path).read_text())
         raw["skipped"] = [SkippedRecord(**s) for s in raw.get("skipped", [])]
         return cls(**raw)
-
-
-def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Write ``text`` to a temporary file next to ``path``, fsync it and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)  # mkstemp creates 0600 files; give the result a plain open()'s permissions
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def shorten(text: str, limit: int = MAX_INPUT_CHARS) -> str:

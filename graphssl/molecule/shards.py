@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 
 from graphssl.core.config import DataConfig
 from graphssl.core.errors import DataError
-from graphssl.data.records import BuildReport, FirstSeen, Source, atomic_write_text
+from graphssl.core.io import atomic_write_text
+from graphssl.data.records import BuildReport, FirstSeen, Source
 from graphssl.data.store import TensorStore
 from graphssl.molecule.dataset import MoleculeGraphsMixin
 from graphssl.molecule.features import FEATURIZER_VERSION
