@@ -1,7 +1,4 @@
-"""Pretraining resumes from last.pt exactly, and refuses the state of a different run.
-
-(Moved unchanged from the former tests/test_finetune.py.)
-"""
+"""Pretraining resumes from last.pt exactly, and refuses the state of a different run."""
 
 import pytest
 import torch

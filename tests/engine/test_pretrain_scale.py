@@ -1,8 +1,7 @@
-"""Sharded preparation, streaming, step sampling, distributed pretraining and exact resume."""
+"""Pretraining at scale: streaming from shards, distributed processes, exact resume after kills."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -11,17 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from graphssl.core.config import DataConfig, load_config
-from graphssl.data.dataset import load_dataset, resolve_source
-from graphssl.data.sampler import StepSampler, epoch_order
-from graphssl.molecule.shards import ShardedDataset, prepare_shards
-from graphssl.core.errors import CheckpointError, ConfigError, DataError
+from graphssl.core.errors import CheckpointError
+from graphssl.data.dataset import resolve_source
 from graphssl.engine.checkpoint import load_checkpoint
 from graphssl.engine.pretrain import pretrain
+from graphssl.molecule.shards import prepare_shards
 
 CORPUS = [
     "CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1", "[Na+].[Cl-]", "O=C(O)c1ccccc1", "CCN(CC)CC",
@@ -39,102 +36,6 @@ def corpus(tmp_path: Path) -> Path:
 
 def _data(path: Path, **kw) -> DataConfig:
     return DataConfig(path=str(path), **kw)
-
-
-# ----------------------------------------------------------------------------- sampling
-
-def test_epoch_order_keeps_blocks_together_and_depends_only_on_seed_and_epoch():
-    sizes = [5, 3, 4]
-    order = epoch_order(sizes, seed=1, epoch=0)
-    assert sorted(order.tolist()) == list(range(12))
-    starts = [0, 5, 8, 12]
-    block_of = np.searchsorted(starts, order, side="right") - 1
-    assert (np.diff(block_of) != 0).sum() == 2  # each block is visited in one stretch
-    assert np.array_equal(order, epoch_order(sizes, seed=1, epoch=0))
-    assert not np.array_equal(order, epoch_order(sizes, seed=1, epoch=1))
-
-
-def test_step_sampler_splits_each_global_batch_over_ranks_and_accumulation():
-    sizes, batch = [37], 8
-    single = list(StepSampler(sizes, batch, seed=3, epoch=2, accumulate=4))
-    ranks = [list(StepSampler(sizes, batch, seed=3, epoch=2, rank=r, world_size=2, accumulate=2)) for r in range(2)]
-    # rank r runs micro-batches 2r, 2r+1 of every step: the same parts as 4-fold accumulation
-    steps = len(single) // 4
-    assert steps == 5 and len(ranks[0]) == len(ranks[1]) == 2 * steps
-    for s in range(steps):
-        assert single[4 * s:4 * s + 2] == ranks[0][2 * s:2 * s + 2]
-        assert single[4 * s + 2:4 * s + 4] == ranks[1][2 * s:2 * s + 2]
-    seen = [i for part in single for i in part]
-    assert len(seen) == len(set(seen)) == 37  # last global batch has 5 >= 4 graphs: kept
-    resumed = list(StepSampler(sizes, batch, seed=3, epoch=2, accumulate=4, start_step=3))
-    assert resumed == single[12:]
-
-
-def test_step_sampler_refuses_batches_smaller_than_the_number_of_parts():
-    with pytest.raises(ConfigError, match="at least the number of micro-batches"):
-        StepSampler([10], 3, seed=0, epoch=0, world_size=2, accumulate=2)
-
-
-# ----------------------------------------------------------------------------- preparation
-
-def test_prepare_with_two_workers_equals_one_worker_and_the_in_memory_build(corpus, tmp_path):
-    config = _data(corpus)
-    one = prepare_shards(resolve_source(config), config, tmp_path / "w1", workers=1, shard_size=16, progress=False)
-    two = prepare_shards(resolve_source(config), config, tmp_path / "w2", workers=2, shard_size=16, progress=False)
-    assert (one.read, one.kept, one.skipped) == (two.read, two.kept, two.skipped) == (60, 60, 0)
-    a, b = ShardedDataset(tmp_path / "w1"), ShardedDataset(tmp_path / "w2")
-    assert len(a.shard_sizes) > 1 and sum(a.shard_sizes) == 60
-    memory = load_dataset(config, tmp_path / "cache", progress=False, verbose=False)
-    for i in range(60):
-        ga, gb, gm = a[i], b[i], memory[i]
-        for key in ("x", "edge_index", "edge_attr"):
-            assert ga[key].dtype == torch.long
-            assert torch.equal(ga[key], gb[key]) and torch.equal(ga[key], gm[key]), (i, key)
-        assert ga.smiles == gm.smiles
-
-
-def test_prepare_reports_every_skipped_record_and_strict_mode_names_it(tmp_path):
-    path = tmp_path / "bad.smi"
-    path.write_text("CCO\nC1CC\nc1ccccc1\n[Xe](C)(C)(C)(C)(C)(C)(C)(C)C\nO\n")
-    with pytest.raises(DataError, match=r"record 1 \('C1CC'\)"):
-        prepare_shards(resolve_source(_data(path)), _data(path), tmp_path / "strict", workers=2, progress=False)
-    lenient = _data(path, on_error="skip")
-    report = prepare_shards(resolve_source(lenient), lenient, tmp_path / "lenient", workers=2, progress=False)
-    assert report.read == report.kept + report.skipped == 5 and report.skipped == 2
-    skipped = json.loads((tmp_path / "lenient" / "report.json").read_text())["skipped"]
-    assert [s["index"] for s in skipped] == [1, 3] and all(s["reason"] for s in skipped)
-
-
-def test_prepared_and_in_memory_builds_skip_the_same_records_for_the_same_reasons(tmp_path):
-    path = tmp_path / "labelled.csv"
-    rows = ["smiles,y", "CCO,1.0", "C1CC,2.0", "OCC,3.0", "c1ccccc1,inf", "CCN,4.0", "CCCC,5.0", "NCC,6.0",
-            "c1ccccc1,7.0", "CCCC,8.0", "CO,"]
-    path.write_text("\n".join(rows) + "\n")  # OCC and NCC repeat CCO and CCN; the last line has no label
-    config = DataConfig(path=str(path), label_columns=["y"], task_type="regression", on_error="skip")
-    memory = load_dataset(config, tmp_path / "cache", progress=False, verbose=False)
-    # chunks of 2 records in 2 workers: duplicates cross chunk and process boundaries
-    prepare_shards(resolve_source(config), config, tmp_path / "p", workers=2, shard_size=2, progress=False)
-    sharded = ShardedDataset(tmp_path / "p")
-    as_rows = lambda report: [(s.index, s.reason) for s in report.skipped]  # noqa: E731
-    assert as_rows(sharded.report) == as_rows(memory.report)
-    assert [s.index for s in memory.report.skipped] == [1, 2, 3, 6, 8, 9]
-    assert "duplicate of record 0" in memory.report.skipped[1].reason
-    assert sharded.report.read == sharded.report.kept + len(sharded.report.skipped) == 10
-    assert [sharded[i].smiles for i in range(len(sharded))] == [memory[i].smiles for i in range(len(memory))]
-    assert torch.equal(torch.cat([sharded[i].y for i in range(len(sharded))]), memory.labels)
-
-
-def test_unfinished_or_foreign_preparation_is_refused(corpus, tmp_path):
-    config = _data(corpus)
-    prepare_shards(resolve_source(config), config, tmp_path / "p", progress=False)
-    manifest = tmp_path / "p" / "manifest.json"
-    raw = json.loads(manifest.read_text())
-    manifest.write_text(json.dumps({**raw, "format": "something-else"}))
-    with pytest.raises(DataError, match="format"):
-        ShardedDataset(tmp_path / "p")
-    manifest.unlink()
-    with pytest.raises(DataError, match="not a prepared data set"):
-        ShardedDataset(tmp_path / "p")
 
 
 # ----------------------------------------------------------------------------- training
@@ -202,6 +103,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_agree_and_match_one_process_with_the_same_global_batch(corpus, tmp_path):
     args = [f"output_dir={tmp_path / 'ddp'}", f"cache_dir={tmp_path / 'cache'}", "progress=false", "threads=1",
             f"data.path={corpus}", "model.backbone=gin", "model.hidden=16", "model.num_layers=2",
@@ -246,6 +148,7 @@ def _run_and_kill(command: list[str], last: Path, sig: int) -> subprocess.Comple
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_pretraining_killed_mid_epoch_resumes_to_the_same_weights(corpus, tmp_path, sig):
     many = tmp_path / "many.smi"
@@ -273,6 +176,7 @@ def test_pretraining_killed_mid_epoch_resumes_to_the_same_weights(corpus, tmp_pa
         assert torch.allclose(straight[key].float(), resumed[key].float(), atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_finetuning_killed_resumes_to_the_same_weights(tmp_path, molecule_csv):
     options = [f"cache_dir={tmp_path / 'cache'}", "progress=false", "threads=1", "model.backbone=gine",
                "model.hidden=16", "model.num_layers=2", f"finetune.task.path={molecule_csv}",
@@ -292,14 +196,3 @@ def test_finetuning_killed_resumes_to_the_same_weights(tmp_path, molecule_csv):
     b = load_checkpoint(tmp_path / "killed" / "best.pt")["model"]
     for key in a:
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
-
-
-def test_prepare_command_writes_shards_and_refuses_structures(corpus, tmp_path, capsys):
-    from graphssl.cli import main
-
-    assert main(["data", "prepare", str(corpus), "--out", str(tmp_path / "p"), "--workers", "2",
-                 "--shard-size", "25", "--no-progress"]) == 0
-    assert "read 60, kept 60, skipped 0" in capsys.readouterr().out
-    assert ShardedDataset(tmp_path / "p").shard_sizes == [25, 25, 10]
-    assert main(["data", "prepare", "qm9-3d", "--out", str(tmp_path / "q")]) == 2
-    assert "shards molecule data sets" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Bad input, nothing lost: every item of the bad-input corpus (tests/bad_inputs.py) is caught.
+"""Bad input, nothing lost: every item of the bad-input corpus (tests/data/bad_inputs.py) is caught.
 
 Strict mode (``on_error=raise``) stops with an error naming the record and the problem;
 lenient mode (``on_error=skip``) keeps every good record, skips the bad one and reports it

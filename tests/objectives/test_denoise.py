@@ -169,6 +169,7 @@ def _standardise_on_rank(rank: int, port: int, out: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_running_statistics_are_those_of_the_global_batch_across_processes(tmp_path):
     import socket
 

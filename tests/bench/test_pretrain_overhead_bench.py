@@ -15,7 +15,7 @@ from torch_geometric.data import Batch
 from graphssl.core.errors import DataError
 from graphssl.nn.losses import sce_loss
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "pretrain_overhead.py"
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "pretrain_overhead.py"
 
 
 @pytest.fixture(scope="module")

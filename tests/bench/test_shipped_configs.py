@@ -12,7 +12,7 @@ from graphssl.brep.encoders import brep_feature_spec
 from graphssl.molecule.features import molecule_feature_spec
 from graphssl.nn import build_encoder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted([*ROOT.glob("configs/*.yaml"), *ROOT.glob("benchmarks/*.yaml")])
 
 

@@ -1,0 +1,106 @@
+"""Sharded parallel preparation of molecule corpora (`graphssl data prepare`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from graphssl.core.config import DataConfig
+from graphssl.core.errors import DataError
+from graphssl.data.dataset import load_dataset, resolve_source
+from graphssl.molecule.shards import ShardedDataset, prepare_shards
+
+CORPUS = [
+    "CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1", "[Na+].[Cl-]", "O=C(O)c1ccccc1", "CCN(CC)CC",
+    "c1ccncc1", "CC(C)CC(=O)O", "N#Cc1ccccc1", "OCC(O)CO", "CC1=CC(=O)C=CC1=O", "C[C@H](N)C(=O)O", "[13CH4]",
+    "FC(F)(F)c1ccccc1", "CSC", "C=CC=C", "CC(C)(C)O", "c1ccc2ccccc2c1", "O=S(=O)(O)O",
+]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.smi"
+    path.write_text("\n".join(CORPUS * 3) + "\n")
+    return path
+
+
+def _data(path: Path, **kw) -> DataConfig:
+    return DataConfig(path=str(path), **kw)
+
+
+# ----------------------------------------------------------------------------- preparation
+
+@pytest.mark.slow
+def test_prepare_with_two_workers_equals_one_worker_and_the_in_memory_build(corpus, tmp_path):
+    config = _data(corpus)
+    one = prepare_shards(resolve_source(config), config, tmp_path / "w1", workers=1, shard_size=16, progress=False)
+    two = prepare_shards(resolve_source(config), config, tmp_path / "w2", workers=2, shard_size=16, progress=False)
+    assert (one.read, one.kept, one.skipped) == (two.read, two.kept, two.skipped) == (60, 60, 0)
+    a, b = ShardedDataset(tmp_path / "w1"), ShardedDataset(tmp_path / "w2")
+    assert len(a.shard_sizes) > 1 and sum(a.shard_sizes) == 60
+    memory = load_dataset(config, tmp_path / "cache", progress=False, verbose=False)
+    for i in range(60):
+        ga, gb, gm = a[i], b[i], memory[i]
+        for key in ("x", "edge_index", "edge_attr"):
+            assert ga[key].dtype == torch.long
+            assert torch.equal(ga[key], gb[key]) and torch.equal(ga[key], gm[key]), (i, key)
+        assert ga.smiles == gm.smiles
+
+
+def test_prepare_reports_every_skipped_record_and_strict_mode_names_it(tmp_path):
+    path = tmp_path / "bad.smi"
+    path.write_text("CCO\nC1CC\nc1ccccc1\n[Xe](C)(C)(C)(C)(C)(C)(C)(C)C\nO\n")
+    with pytest.raises(DataError, match=r"record 1 \('C1CC'\)"):
+        prepare_shards(resolve_source(_data(path)), _data(path), tmp_path / "strict", workers=2, progress=False)
+    lenient = _data(path, on_error="skip")
+    report = prepare_shards(resolve_source(lenient), lenient, tmp_path / "lenient", workers=2, progress=False)
+    assert report.read == report.kept + report.skipped == 5 and report.skipped == 2
+    skipped = json.loads((tmp_path / "lenient" / "report.json").read_text())["skipped"]
+    assert [s["index"] for s in skipped] == [1, 3] and all(s["reason"] for s in skipped)
+
+
+def test_prepared_and_in_memory_builds_skip_the_same_records_for_the_same_reasons(tmp_path):
+    path = tmp_path / "labelled.csv"
+    rows = ["smiles,y", "CCO,1.0", "C1CC,2.0", "OCC,3.0", "c1ccccc1,inf", "CCN,4.0", "CCCC,5.0", "NCC,6.0",
+            "c1ccccc1,7.0", "CCCC,8.0", "CO,"]
+    path.write_text("\n".join(rows) + "\n")  # OCC and NCC repeat CCO and CCN; the last line has no label
+    config = DataConfig(path=str(path), label_columns=["y"], task_type="regression", on_error="skip")
+    memory = load_dataset(config, tmp_path / "cache", progress=False, verbose=False)
+    # chunks of 2 records in 2 workers: duplicates cross chunk and process boundaries
+    prepare_shards(resolve_source(config), config, tmp_path / "p", workers=2, shard_size=2, progress=False)
+    sharded = ShardedDataset(tmp_path / "p")
+    as_rows = lambda report: [(s.index, s.reason) for s in report.skipped]  # noqa: E731
+    assert as_rows(sharded.report) == as_rows(memory.report)
+    assert [s.index for s in memory.report.skipped] == [1, 2, 3, 6, 8, 9]
+    assert "duplicate of record 0" in memory.report.skipped[1].reason
+    assert sharded.report.read == sharded.report.kept + len(sharded.report.skipped) == 10
+    assert [sharded[i].smiles for i in range(len(sharded))] == [memory[i].smiles for i in range(len(memory))]
+    assert torch.equal(torch.cat([sharded[i].y for i in range(len(sharded))]), memory.labels)
+
+
+def test_unfinished_or_foreign_preparation_is_refused(corpus, tmp_path):
+    config = _data(corpus)
+    prepare_shards(resolve_source(config), config, tmp_path / "p", progress=False)
+    manifest = tmp_path / "p" / "manifest.json"
+    raw = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**raw, "format": "something-else"}))
+    with pytest.raises(DataError, match="format"):
+        ShardedDataset(tmp_path / "p")
+    manifest.unlink()
+    with pytest.raises(DataError, match="not a prepared data set"):
+        ShardedDataset(tmp_path / "p")
+
+
+
+def test_prepare_command_writes_shards_and_refuses_structures(corpus, tmp_path, capsys):
+    from graphssl.cli import main
+
+    assert main(["data", "prepare", str(corpus), "--out", str(tmp_path / "p"), "--workers", "2",
+                 "--shard-size", "25", "--no-progress"]) == 0
+    assert "read 60, kept 60, skipped 0" in capsys.readouterr().out
+    assert ShardedDataset(tmp_path / "p").shard_sizes == [25, 25, 10]
+    assert main(["data", "prepare", "qm9-3d", "--out", str(tmp_path / "q")]) == 2
+    assert "shards molecule data sets" in capsys.readouterr().err
