@@ -7,8 +7,18 @@ import os
 import shlex
 import signal
 import sys
+from pathlib import Path
 
-from graphssl.core.errors import GraphSSLError, RunInterrupted
+from graphssl.atomistic.emt import add_arguments as emt_arguments
+from graphssl.atomistic.emt import run as run_emt
+from graphssl.bench import run_benchmark
+from graphssl.core.config import DataConfig, load_config, options_text
+from graphssl.core.errors import DataError, GraphSSLError, RunInterrupted
+from graphssl.data.dataset import domain_of, load_dataset, resolve_source
+from graphssl.data.sources import catalogue
+from graphssl.engine.finetune import SELECTION_RULE, finetune
+from graphssl.engine.pretrain import pretrain
+from graphssl.molecule.shards import prepare_shards
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +28,6 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from graphssl.core.config import options_text
-
     epilog = options_text()
     parser = argparse.ArgumentParser(prog="graphssl", description="Self-supervised pretraining of graph neural networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,7 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gen = data_sub.add_parser("generate", help="generate labelled data sets").add_subparsers(dest="generator",
                                                                                             required=True)
-    from graphssl.atomistic.emt import add_arguments as emt_arguments
 
     emt_arguments(gen.add_parser("emt", help="alloy structures with EMT energies, forces and stress (extxyz)"))
     brep = gen.add_parser("brep", help="CAD parts with machining features: STEP files and per-face labels")
@@ -83,20 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace):
-    from graphssl.core.config import load_config
-
     return load_config(args.config, args.overrides)
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from graphssl.core.config import DataConfig
-    from graphssl.data.dataset import domain_of, resolve_source
-    from graphssl.data.sources import catalogue
-    from graphssl.core.errors import DataError
-    from graphssl.molecule.shards import prepare_shards
-
     by_name = args.name in {entry[0] for entry in catalogue()}
     config = DataConfig(name=args.name if by_name else None, path=None if by_name else str(Path(args.name)),
                         smiles_column=args.smiles_column, limit=args.limit, on_error=args.on_error,
@@ -118,43 +115,31 @@ def main(argv: list[str] | None = None) -> int:
     command = "graphssl " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
         if args.command == "pretrain":
-            from graphssl.engine.pretrain import pretrain
-
             path = pretrain(_load(args))
             if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the whole run
                 print(f"pretrained encoder written to {path}")
         elif args.command == "finetune":
-            from graphssl.engine.finetune import SELECTION_RULE, finetune
-
             result = finetune(_load(args), checkpoint=args.checkpoint)
             print(f"{result.task}: valid {result.metric} {result.valid:.4f}, test {result.metric} {result.test:.4f} "
                   f"at epoch {result.best_epoch} ({SELECTION_RULE})")
         elif args.command == "benchmark":
-            from graphssl.bench import run_benchmark
-
             run_benchmark(_load(args), command=command)
         elif args.command == "data":
-            from graphssl.data.sources import catalogue
-
             if args.data_command == "list":
                 for name, task_type, metric, description in catalogue():
                     print(f"{name:26s} {task_type or 'unlabeled':15s} {metric or '-':8s} {description}")
             elif args.data_command == "prepare":
                 return _prepare(args)
             elif args.data_command == "generate" and args.generator == "emt":
-                from graphssl.atomistic.emt import run
-
-                return run(args)
+                return run_emt(args)
             elif args.data_command == "generate":
-                from graphssl.brep.generate import generate_dataset
+                from graphssl.brep.generate import generate_dataset  # imports OCP: only when parts are made
 
                 report = generate_dataset(args.n, args.out, seed=args.seed, progress=not args.no_progress)
                 print(f"wrote {report.n_parts} parts to {report.out_dir} in {report.seconds:.1f} s "
                       f"({report.n_parts / max(report.seconds, 1e-9):.1f} parts/s); regenerated "
                       f"{len(report.regenerated)}; faces per class: {report.class_counts}")
             else:
-                from graphssl.data.dataset import load_dataset
-
                 config = _load(args)
                 load_dataset(config.data, config.cache_dir, progress=config.progress)
     except RunInterrupted as exc:
