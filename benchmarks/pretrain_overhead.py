@@ -42,7 +42,7 @@ import psutil
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 from torch_geometric.nn import GIN
 
 from graphssl.molecule.features import ATOM_FEATURE_DIMS, molecule_feature_spec

@@ -11,9 +11,19 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 
 from graphssl.atomistic.backbones import GEOMETRIC_BACKBONES, build_geometric_backbone
-from graphssl.atomistic.conditioning import AdaptiveNorm, LayerConditioning, NullCondition
+from graphssl.atomistic.conditioning import (
+    AdaptiveNorm,
+    LayerConditioning,
+    NullCondition,
+)
 from graphssl.atomistic.graph import AtomisticData
-from graphssl.atomistic.heads import EnergyHead, GraphEmbedding, VectorHead, forces_and_stress, with_strain
+from graphssl.atomistic.heads import (
+    EnergyHead,
+    GraphEmbedding,
+    VectorHead,
+    forces_and_stress,
+    with_strain,
+)
 from graphssl.core.errors import ConfigError
 
 CUTOFF = 3.5
@@ -22,13 +32,7 @@ HIDDEN = 16
 NAMES = sorted(GEOMETRIC_BACKBONES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: a second thread only adds contention (10x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- structures

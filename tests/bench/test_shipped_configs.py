@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 
 from graphssl.bench.harness import parse_methods
+from graphssl.brep.encoders import brep_feature_spec
 from graphssl.core.config import data_config, load_config
 from graphssl.data.sources import catalogue
-from graphssl.objectives.registry import build_objective
-from graphssl.brep.encoders import brep_feature_spec
 from graphssl.molecule.features import molecule_feature_spec
 from graphssl.nn import build_encoder
+from graphssl.objectives.registry import build_objective
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted([*ROOT.glob("configs/*.yaml"), *ROOT.glob("benchmarks/*.yaml")])

@@ -28,6 +28,7 @@ from OCP.TopExp import TopExp  # noqa: E402
 from OCP.TopoDS import TopoDS  # noqa: E402
 from torch_geometric.data import Batch  # noqa: E402
 
+from graphssl.brep import generate as gen  # noqa: E402
 from graphssl.brep.adapter import (  # noqa: E402
     CONVEXITY,
     CURVE_TYPES,
@@ -36,7 +37,6 @@ from graphssl.brep.adapter import (  # noqa: E402
     solid_to_data,
     step_to_graphs,
 )
-from graphssl.brep import generate as gen  # noqa: E402
 from graphssl.brep.generate import (  # noqa: E402
     FEATURE_CLASSES,
     apply_feature,
@@ -409,8 +409,8 @@ def test_generated_labels_match_the_tools(monkeypatch):
 
 def test_generator_is_reproducible(tmp_path):
     a = generate_dataset(3, tmp_path / "a", seed=3, progress=False)
-    b = generate_dataset(3, tmp_path / "b", seed=3, progress=False)
-    c = generate_dataset(3, tmp_path / "c", seed=4, progress=False)
+    generate_dataset(3, tmp_path / "b", seed=3, progress=False)
+    generate_dataset(3, tmp_path / "c", seed=4, progress=False)
     assert a.n_parts == 3 and (tmp_path / "a" / "classes.txt").read_text().split() == list(
         FEATURE_CLASSES)
     for i in range(3):

@@ -5,7 +5,6 @@ Per-face segmentation fine-tuning is tested in tests/tasks/test_segmentation.py.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,32 +14,24 @@ pytest.importorskip("OCP")
 
 from torch_geometric.data import Batch, Data  # noqa: E402
 
+from graphssl.brep import encoders as emb  # noqa: E402
 from graphssl.brep.adapter import CONVEXITY, CURVE_TYPES, SURFACE_TYPES, solid_to_data  # noqa: E402
-from graphssl.core.config import DataConfig, ModelConfig  # noqa: E402
+from graphssl.brep.generate import (  # noqa: E402
+    FEATURE_CLASSES,
+    generate_part,
+    part_seed,
+)
 from graphssl.brep.sources import BREP_DATASETS  # noqa: E402
-from graphssl.brep.generate import FEATURE_CLASSES, generate_dataset, generate_part, part_seed  # noqa: E402
+from graphssl.core.config import DataConfig, ModelConfig  # noqa: E402
+from graphssl.core.errors import DataError  # noqa: E402
 from graphssl.data.dataset import load_dataset  # noqa: E402
 from graphssl.data.sources import catalogue  # noqa: E402
 from graphssl.nn import build_encoder  # noqa: E402
-from graphssl.brep import encoders as emb  # noqa: E402
-from graphssl.core.errors import DataError  # noqa: E402
 from graphssl.objectives import build_objective  # noqa: E402
 
 MODEL = ModelConfig(backbone="gine", hidden=32, num_layers=2)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: these tiny models only lose time to thread sync on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +43,6 @@ def graphs() -> list[Data]:
         data.y = torch.tensor(labels)
         out.append(data)
     return out
-
-
-@pytest.fixture(scope="module")
-def parts_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("parts")
-    generate_dataset(30, folder, seed=3, progress=False)
-    return folder
 
 
 def _permuted(data: Data, perm: torch.Tensor) -> Data:

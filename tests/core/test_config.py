@@ -1,8 +1,13 @@
 import pytest
 
-from graphssl.core.config import DataConfig, apply_overrides, load_config, parse_override
+from graphssl.core.config import (
+    DataConfig,
+    apply_overrides,
+    load_config,
+    parse_override,
+    undocumented,
+)
 from graphssl.core.errors import ConfigError
-from graphssl.core.config import undocumented
 
 
 def test_defaults_and_overrides_are_typed(tmp_path):

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bad_inputs  # noqa: E402
 
 from graphssl.core.config import DataConfig, load_config  # noqa: E402
-from graphssl.data.dataset import load_dataset  # noqa: E402
 from graphssl.core.errors import ConfigError, DataError  # noqa: E402
+from graphssl.data.dataset import load_dataset  # noqa: E402
 
 _HAS_OCP = importlib.util.find_spec("OCP") is not None
 _BREP = {f.__name__ for f in bad_inputs.BREP_CASES}

@@ -8,11 +8,11 @@ import torch
 
 from graphssl.atomistic.graph import ATOMISTIC_FIELDS
 from graphssl.core.config import DataConfig
+from graphssl.core.errors import ConfigError, DataError
 from graphssl.data.dataset import load_dataset
 from graphssl.data.sources import SOURCES, catalogue, input_kind
 from graphssl.data.store import TensorStore
 from graphssl.molecule.featurise import MOLECULE_FIELDS
-from graphssl.core.errors import ConfigError, DataError
 
 
 def test_csv_with_labels(tmp_path, molecule_csv):

@@ -10,10 +10,10 @@ from urllib.parse import urlparse
 
 import pytest
 
+from graphssl.core.errors import DataError
 from graphssl.data import download as dl
 from graphssl.data.download import UnverifiedDownloadWarning, download
 from graphssl.molecule.moleculenet import MOLECULENET, RemoteSource, fetch_source
-from graphssl.core.errors import DataError
 
 CSV = b"smiles,label\nCCO,1\nc1ccccc1,0\nCC(=O)O,1\n"
 MD5 = hashlib.md5(CSV).hexdigest()

@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from graphssl.core.errors import CheckpointError
-from graphssl.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from graphssl.engine.checkpoint import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def test_round_trip_keeps_tensors_and_metadata(tmp_path):

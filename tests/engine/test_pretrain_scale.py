@@ -20,19 +20,6 @@ from graphssl.engine.checkpoint import load_checkpoint
 from graphssl.engine.pretrain import pretrain
 from graphssl.molecule.shards import prepare_shards
 
-CORPUS = [
-    "CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1", "[Na+].[Cl-]", "O=C(O)c1ccccc1", "CCN(CC)CC",
-    "c1ccncc1", "CC(C)CC(=O)O", "N#Cc1ccccc1", "OCC(O)CO", "CC1=CC(=O)C=CC1=O", "C[C@H](N)C(=O)O", "[13CH4]",
-    "FC(F)(F)c1ccccc1", "CSC", "C=CC=C", "CC(C)(C)O", "c1ccc2ccccc2c1", "O=S(=O)(O)O",
-]
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    path = tmp_path / "corpus.smi"
-    path.write_text("\n".join(CORPUS * 3) + "\n")
-    return path
-
 
 def _data(path: Path, **kw) -> DataConfig:
     return DataConfig(path=str(path), **kw)
@@ -152,7 +139,8 @@ def _run_and_kill(command: list[str], last: Path, sig: int) -> subprocess.Comple
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_pretraining_killed_mid_epoch_resumes_to_the_same_weights(corpus, tmp_path, sig):
     many = tmp_path / "many.smi"
-    many.write_text("\n".join(CORPUS * 40) + "\n")  # 800 graphs, 100 steps per epoch
+    distinct = corpus.read_text().splitlines()[:20]  # the 20 molecules of the corpus
+    many.write_text("\n".join(distinct * 40) + "\n")  # 800 graphs, 100 steps per epoch
     options = [f"cache_dir={tmp_path / 'cache'}", "progress=false", "threads=1", f"data.path={many}",
                "model.backbone=gin", "model.hidden=16", "model.num_layers=2", "objective.name=graphmae",
                "pretrain.epochs=3", "pretrain.batch_size=8", "pretrain.checkpoint_every=1"]

@@ -15,6 +15,14 @@ from rdkit import Chem
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 from rdkit.Chem.rdchem import BondStereo, BondType, ChiralType
 
+from graphssl.core.errors import MoleculeError
+from graphssl.molecule.adapter import (
+    SDFRecord,
+    iter_sdf,
+    mol_from_smiles,
+    mol_to_data,
+    smiles_to_data,
+)
 from graphssl.molecule.features import (
     ATOM_FEATURE_DIMS,
     ATOM_FEATURE_NAMES,
@@ -24,14 +32,6 @@ from graphssl.molecule.features import (
     NUM_ATOM_TYPES,
 )
 from graphssl.molecule.rdkit_features import atom_features, bond_features
-from graphssl.molecule.adapter import (
-    SDFRecord,
-    iter_sdf,
-    mol_from_smiles,
-    mol_to_data,
-    smiles_to_data,
-)
-from graphssl.core.errors import MoleculeError
 
 # ----------------------------------------------------------------- reference
 

@@ -15,8 +15,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from torch_geometric.data import Batch, Data
 
-from graphssl.molecule.features import ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS
 from graphssl.molecule.adapter import smiles_to_data
+from graphssl.molecule.features import ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS
 from graphssl.transforms.coarsen import Coarsen, coarsen_batch, level_batch
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("rdkit")
 
+from graphssl.core.errors import DataError
 from graphssl.data.splits import random_split, subsample_fraction
 from graphssl.molecule.scaffold import murcko_scaffold, scaffold_split
-from graphssl.core.errors import DataError
 
 BENZENE, PYRIDINE, CYCLOHEXANE, ACYCLIC = "c1ccccc1", "c1ccncc1", "C1CCCCC1", ""
 NAPHTHALENE, THIOPHENE, PIPERIDINE, FURAN = "c1ccc2ccccc2c1", "c1ccsc1", "C1CCNCC1", "c1ccoc1"

@@ -13,19 +13,6 @@ from graphssl.core.errors import DataError
 from graphssl.data.dataset import load_dataset, resolve_source
 from graphssl.molecule.shards import ShardedDataset, prepare_shards
 
-CORPUS = [
-    "CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1", "[Na+].[Cl-]", "O=C(O)c1ccccc1", "CCN(CC)CC",
-    "c1ccncc1", "CC(C)CC(=O)O", "N#Cc1ccccc1", "OCC(O)CO", "CC1=CC(=O)C=CC1=O", "C[C@H](N)C(=O)O", "[13CH4]",
-    "FC(F)(F)c1ccccc1", "CSC", "C=CC=C", "CC(C)(C)O", "c1ccc2ccccc2c1", "O=S(=O)(O)O",
-]
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    path = tmp_path / "corpus.smi"
-    path.write_text("\n".join(CORPUS * 3) + "\n")
-    return path
-
 
 def _data(path: Path, **kw) -> DataConfig:
     return DataConfig(path=str(path), **kw)

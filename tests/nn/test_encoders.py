@@ -3,9 +3,9 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch
 
-from graphssl.molecule.adapter import smiles_to_data
 from graphssl.core.config import ModelConfig
 from graphssl.core.errors import ConfigError, DataError
+from graphssl.molecule.adapter import smiles_to_data
 from graphssl.molecule.features import molecule_feature_spec
 from graphssl.nn import (
     BACKBONES,

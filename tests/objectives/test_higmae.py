@@ -8,7 +8,11 @@ from graphssl.molecule.adapter import smiles_to_data
 from graphssl.molecule.features import molecule_feature_spec
 from graphssl.nn import build_encoder
 from graphssl.objectives import HiGMAE, build_objective
-from graphssl.objectives.higmae import _GraphTransformer, coarse_to_fine_masks, recovery_fraction
+from graphssl.objectives.higmae import (
+    _GraphTransformer,
+    coarse_to_fine_masks,
+    recovery_fraction,
+)
 
 MOLS = ["CC(=O)Nc1ccc(O)cc1", "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "[Na+]", "C", "CCO.[Cl-]", "c1ccc2ccccc2c1",
         "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "OCC(O)C(O)C(O)C(O)CO"] * 4

@@ -27,7 +27,13 @@ from graphssl.data.splits import make_split
 from graphssl.engine.checkpoint import load_checkpoint
 from graphssl.engine.finetune import SELECTION_RULE, finetune
 from graphssl.engine.pretrained import build_finetune_encoder
-from graphssl.tasks import EnergyForcesTask, build_task, fit_reference_energies, noisy_nodes_batch, noisy_nodes_loss
+from graphssl.tasks import (
+    EnergyForcesTask,
+    build_task,
+    fit_reference_energies,
+    noisy_nodes_batch,
+    noisy_nodes_loss,
+)
 
 TINY = ["model.backbone=painn", "model.hidden=16", "model.num_layers=2", "progress=false", "threads=2"]
 PAINN = ModelConfig(backbone="painn", hidden=16, num_layers=2)

@@ -11,7 +11,13 @@ from torch_geometric.data import Batch, Data
 from graphssl.core.config import FinetuneConfig
 from graphssl.core.errors import ConfigError, DataError
 from graphssl.nn.losses import masked_bce_with_logits
-from graphssl.tasks import TASKS, EnergyForcesTask, PropertyTask, SegmentationTask, build_task
+from graphssl.tasks import (
+    TASKS,
+    EnergyForcesTask,
+    PropertyTask,
+    SegmentationTask,
+    build_task,
+)
 
 NAN = float("nan")
 

@@ -6,11 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("OCP")
 
-from graphssl.brep.generate import generate_dataset  # noqa: E402
 from graphssl.cli import main  # noqa: E402
 from graphssl.core.config import load_config  # noqa: E402
 from graphssl.core.errors import CheckpointError, ConfigError, DataError  # noqa: E402
@@ -18,26 +16,7 @@ from graphssl.data.dataset import load_dataset  # noqa: E402
 from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from graphssl.engine.finetune import SELECTION_RULE, finetune  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: these tiny models only lose time to thread sync on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def parts_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("parts")
-    generate_dataset(30, folder, seed=3, progress=False)
-    return folder
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _overrides(run: Path, parts_dir: Path, cache: Path) -> list[str]:

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from graphssl.molecule.adapter import smiles_to_data
 from graphssl.core.errors import ConfigError, DataError
+from graphssl.molecule.adapter import smiles_to_data
 from graphssl.transforms.coarsen import Coarsen, coarsen_batch, random_walk_pe
 from graphssl.transforms.matching import bridges, greedy_matching
 
