@@ -156,9 +156,14 @@ class FinetuneConfig:
     mode: str = opt("full", 'full (train everything) or linear (frozen encoder, train the head)')
     epochs: int = opt(100, 'fine-tuning epochs; the test score is read at the best validation epoch')
     batch_size: int = opt(32, 'graphs per fine-tuning batch')
-    lr: float = opt(1e-3, 'Adam learning rate')
+    lr: float = opt(1e-3, 'Adam learning rate (of the head, and of the encoder unless encoder_lr is set)')
+    encoder_lr: float | None = opt(None, 'Adam learning rate of the encoder (empty: lr); a pretrained encoder '
+                                         'often keeps more of what it learnt with a smaller one')
     weight_decay: float = opt(0.0, 'Adam weight decay')
     dropout: float = opt(0.5, 'dropout in the backbone and head while fine-tuning')
+    reestimate_batch_norm: bool = opt(False, "recompute the encoder's batch-norm running statistics on the "
+                                             'training split before fine-tuning (pretraining inputs, e.g. '
+                                             'masked graphs, can leave statistics that do not fit the task)')
     head_hidden: int | None = opt(None, 'hidden width of an MLP head (empty: linear head)')
     seed: int = opt(0, 'seed of the fine-tuning run (head init, shuffling, label subset)')
     save_checkpoints: bool = opt(True, 'write last.pt every epoch and best.pt at the end')

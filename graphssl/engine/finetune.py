@@ -35,6 +35,7 @@ from graphssl.data.splits import Split, make_split, subsample_fraction
 from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint
 from graphssl.engine.pretrained import build_finetune_encoder, load_pretrained
 from graphssl.engine.runtime import epoch_generator, start_finetuning
+from graphssl.nn.batch_norm import reestimate_batch_norm
 from graphssl.tasks import MODES, Task, build_task, is_better
 
 SELECTION_RULE = "test score at the epoch with the best validation score"
@@ -110,6 +111,20 @@ def resume_finetuning(config: RunConfig, task: str, model: torch.nn.Module, opti
     return state
 
 
+def _parameter_groups(model: torch.nn.Module, encoder: torch.nn.Module, lr: float,
+                      encoder_lr: float | None) -> list[dict[str, Any]]:
+    """The trainable parameters: the encoder's at ``encoder_lr`` (when set), everything else at ``lr``."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if encoder_lr is None:
+        return [{"params": trainable}]
+    if encoder_lr <= 0:
+        raise ConfigError(f"finetune.encoder_lr must be positive (or empty for finetune.lr), got {encoder_lr}")
+    in_encoder = {id(p) for p in encoder.parameters()}
+    groups = [{"params": [p for p in trainable if id(p) not in in_encoder], "lr": lr},
+              {"params": [p for p in trainable if id(p) in in_encoder], "lr": encoder_lr}]
+    return [g for g in groups if g["params"]]
+
+
 def _train_epoch(task: Task, model: torch.nn.Module, train: Any, optimizer: torch.optim.Optimizer,
                  config: RunConfig, epoch: int, device: torch.device) -> dict[str, float]:
     """One pass over the labelled training items; the mean of each loss term per item."""
@@ -174,10 +189,12 @@ def finetune(
     encoder = build_finetune_encoder(model_cfg, train, pretrained, ft.task.cutoff)
     task.prepare(train)
     model = task.setup(encoder, model_cfg.backbone).to(device)
+    if ft.reestimate_batch_norm:
+        reestimate_batch_norm(encoder, train, device)
     if ft.mode == "linear":
         for p in encoder.parameters():
             p.requires_grad_(False)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=ft.lr,
+    optimizer = torch.optim.Adam(_parameter_groups(model, encoder, ft.lr, ft.encoder_lr), lr=ft.lr,
                                  weight_decay=ft.weight_decay)
 
     start_epoch, history, best_epoch, best_state = 0, [], 0, None

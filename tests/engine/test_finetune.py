@@ -71,6 +71,36 @@ def test_full_finetuning_changes_the_encoder(tmp_path, molecule_csv):
     assert any(not torch.equal(tuned[f"encoder.{k}"], v) for k, v in pretrained.items())
 
 
+def test_linear_probe_with_reestimated_batch_norm_keeps_weights_and_changes_only_statistics(tmp_path, molecule_csv):
+    config = _config(tmp_path, molecule_csv, mode="linear", reestimate_batch_norm="true")
+    encoder_path = pretrain(config)
+    pretrained = load_checkpoint(encoder_path)["encoder"]
+    config.output_dir = str(tmp_path / "probe")
+    finetune(config, checkpoint=encoder_path)
+    tuned = load_checkpoint(tmp_path / "probe" / "best.pt")["model"]
+    statistics = [k for k in pretrained if "running_" in k]
+    assert statistics
+    for name, value in pretrained.items():
+        if name in statistics:
+            assert not torch.equal(tuned[f"encoder.{name}"], value), name  # the task's statistics now
+        elif "num_batches_tracked" not in name:
+            assert torch.equal(tuned[f"encoder.{name}"], value), name
+
+
+def test_encoder_learning_rate_applies_to_the_encoder_only(tmp_path, molecule_csv):
+    config = _config(tmp_path, molecule_csv, epochs=1, encoder_lr=0.0001, lr=0.01)
+    finetune(config)
+    groups = load_checkpoint(tmp_path / "run" / "last.pt")["optimizer"]["param_groups"]
+    assert sorted(g["lr"] for g in groups) == [0.0001, 0.01]
+    # the head (a linear layer: weight and bias) is the group at lr, the encoder the rest
+    assert len(next(g for g in groups if g["lr"] == 0.01)["params"]) == 2
+    assert len(next(g for g in groups if g["lr"] == 0.0001)["params"]) > 2
+    config.finetune.encoder_lr = -1.0
+    config.output_dir = str(tmp_path / "bad")
+    with pytest.raises(ConfigError, match="encoder_lr must be positive"):
+        finetune(config)
+
+
 def test_classification_roc_auc(tmp_path, molecule_csv):
     config = _config(tmp_path, molecule_csv)
     config.finetune.task = DataConfig(path=str(molecule_csv), label_columns=["active"], task_type="classification")
