@@ -164,6 +164,8 @@ class FinetuneConfig:
     reestimate_batch_norm: bool = opt(False, "recompute the encoder's batch-norm running statistics on the "
                                              'training split before fine-tuning (pretraining inputs, e.g. '
                                              'masked graphs, can leave statistics that do not fit the task)')
+    pooling: str | None = opt(None, "graph readout while fine-tuning: mean, sum or max (empty: the encoder's "
+                                    'model.pooling, from the checkpoint when there is one)')
     head_hidden: int | None = opt(None, 'hidden width of an MLP head (empty: linear head)')
     seed: int = opt(0, 'seed of the fine-tuning run (head init, shuffling, label subset)')
     save_checkpoints: bool = opt(True, 'write last.pt every epoch and best.pt at the end')

@@ -185,7 +185,8 @@ def finetune(
                         "at least one; use more data or other finetune.split_fractions")
 
     pretrained = load_pretrained(checkpoint) if checkpoint is not None else None
-    model_cfg = dataclasses.replace(pretrained.model if pretrained else config.model, dropout=ft.dropout)
+    model_cfg = pretrained.model if pretrained else config.model
+    model_cfg = dataclasses.replace(model_cfg, dropout=ft.dropout, pooling=ft.pooling or model_cfg.pooling)
     encoder = build_finetune_encoder(model_cfg, train, pretrained, ft.task.cutoff)
     task.prepare(train)
     model = task.setup(encoder, model_cfg.backbone).to(device)

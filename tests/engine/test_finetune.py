@@ -101,6 +101,19 @@ def test_encoder_learning_rate_applies_to_the_encoder_only(tmp_path, molecule_cs
         finetune(config)
 
 
+def test_finetune_pooling_overrides_the_checkpoint_s_readout(tmp_path, molecule_csv):
+    config = _config(tmp_path, molecule_csv, epochs=1)
+    encoder_path = pretrain(config)  # model.pooling: mean
+    config.finetune.pooling = "sum"
+    config.output_dir = str(tmp_path / "sum")
+    finetune(config, checkpoint=encoder_path)
+    assert load_checkpoint(tmp_path / "sum" / "best.pt")["model_config"]["pooling"] == "sum"
+    config.finetune.pooling = "median"
+    config.output_dir = str(tmp_path / "bad")
+    with pytest.raises(ConfigError, match="unknown pooling 'median'"):
+        finetune(config, checkpoint=encoder_path)
+
+
 def test_classification_roc_auc(tmp_path, molecule_csv):
     config = _config(tmp_path, molecule_csv)
     config.finetune.task = DataConfig(path=str(molecule_csv), label_columns=["active"], task_type="classification")
