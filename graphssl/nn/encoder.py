@@ -15,13 +15,14 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 from torch_geometric.nn.models.basic_gnn import BasicGNN
 
 from graphssl.core.errors import ConfigError
+from graphssl.core.registry import Registry
 
-POOLINGS: dict[str, Callable[..., Tensor]] = {
-    "mean": global_mean_pool,
-    "sum": global_add_pool,
-    "add": global_add_pool,
-    "max": global_max_pool,
-}
+# graph readouts: (node features, batch vector, size=number of graphs) -> [B, C]
+POOLINGS: Registry[Callable[..., Tensor]] = Registry("pooling")
+POOLINGS.register("mean", global_mean_pool)
+POOLINGS.register("sum", global_add_pool)
+POOLINGS.register("add", global_add_pool)
+POOLINGS.register("max", global_max_pool)
 
 
 class GraphEncoder(nn.Module):
@@ -37,8 +38,7 @@ class GraphEncoder(nn.Module):
 
     def __init__(self, out_channels: int, pooling: str = "mean") -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ConfigError(f"unknown pooling '{pooling}'. Choose one of: {', '.join(POOLINGS)}")
+        POOLINGS.get(pooling)  # an unknown name fails here, with the close matches
         self.out_channels = int(out_channels)
         self.pooling = pooling
 
