@@ -9,7 +9,7 @@ choice:
   its pretraining inputs, e.g. with GraphMAE's mask tokens in a quarter of the nodes);
 - ``task``: running statistics re-estimated on the task's training split (weights unchanged);
 
-and each pooling (mean, sum, max). A logistic regression (B3DB, ROC-AUC) or a ridge regression
+and each pooling (mean, sum). A logistic regression (B3DB, ROC-AUC) or a ridge regression
 (FreeSolv, RMSE) on standardised embeddings is fitted on the training split, its regularisation
 chosen on the validation split only, and scored on the test split.
 
@@ -37,9 +37,9 @@ from graphssl.engine.pretrained import build_finetune_encoder
 from graphssl.nn.batch_norm import reestimate_batch_norm
 
 TASKS = ("b3db", "freesolv")
-POOLINGS = ("mean", "sum", "max")
-C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
-ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
+POOLINGS = ("mean", "sum")
+C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
+ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 
 
 @torch.no_grad()
@@ -113,7 +113,7 @@ def main() -> None:
             "versions": {"torch": torch.__version__, "graphssl": gs.__version__}, "seconds": time.time() - t0,
             "model": model_cfg.__dict__}
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    lines = ["| task | encoder | batch norm | mean | sum | max |", "|---|---|---|---|---|---|"]
+    lines = ["| task | encoder | batch norm | " + " | ".join(POOLINGS) + " |", "|---|---|---|" + "---|" * len(POOLINGS)]
     for task in TASKS:
         for name in [*[f"random-{s}" for s in range(args.random_seeds)], *pretrained]:
             for norm in ("stored", "task"):
