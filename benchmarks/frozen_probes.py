@@ -8,6 +8,8 @@ choice:
 - ``stored``: the running statistics saved with the encoder (for a pretrained encoder, those of
   its pretraining inputs, e.g. with GraphMAE's mask tokens in a quarter of the nodes);
 - ``task``: running statistics re-estimated on the task's training split (weights unchanged);
+- ``corpus``: re-estimated on clean (unmasked) graphs of the pretraining corpus (the first
+  ``--corpus-size`` MOSES molecules): tells masking's share of a mismatch from the corpus's;
 
 and each pooling (mean, sum). A logistic regression (B3DB, ROC-AUC) or a ridge regression
 (FreeSolv, RMSE) on standardised embeddings is fitted on the training split, its regularisation
@@ -75,6 +77,9 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--random-seeds", type=int, default=2, help="random encoders as controls")
     parser.add_argument("--cache-dir", default=".graphssl_cache")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--norms", nargs="+", default=["stored", "task"], choices=["stored", "task", "corpus"])
+    parser.add_argument("--corpus-size", type=int, default=10_000)
     args = parser.parse_args()
     torch.set_num_threads(2)
     t0 = time.time()
@@ -84,7 +89,10 @@ def main() -> None:
     pretrained = {p.parent.name: gs.load_pretrained(p) for p in paths}
     model_cfg = next(iter(pretrained.values())).model
     rows = []
-    for task in TASKS:
+    corpus = None
+    if "corpus" in args.norms:
+        corpus = gs.load_dataset(gs.DataConfig(name="moses", limit=args.corpus_size), args.cache_dir, progress=False)
+    for task in args.tasks:
         dataset = gs.load_dataset(gs.DataConfig(name=task, on_error="skip"), args.cache_dir, progress=False)
         split = gs.make_split(dataset, gs.FinetuneConfig(split="scaffold"))
         parts = {k: dataset.subset(getattr(split, k)) for k in ("train", "valid", "test")}
@@ -96,10 +104,12 @@ def main() -> None:
         for name, state in pretrained.items():
             encoders[name] = build_finetune_encoder(state.model, dataset, state, 5.0)
         for name, encoder in encoders.items():
-            for norm in ("stored", "task"):
+            for norm in args.norms:
                 enc = copy.deepcopy(encoder)
                 if norm == "task":
                     reestimate_batch_norm(enc, parts["train"])
+                elif norm == "corpus":
+                    reestimate_batch_norm(enc, corpus)
                 for pooling in POOLINGS:
                     x = {k: embeddings(enc, v, pooling) for k, v in parts.items()}
                     score = probe(dataset.task_type, x, y)
@@ -114,9 +124,9 @@ def main() -> None:
             "model": model_cfg.__dict__}
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     lines = ["| task | encoder | batch norm | " + " | ".join(POOLINGS) + " |", "|---|---|---|" + "---|" * len(POOLINGS)]
-    for task in TASKS:
+    for task in args.tasks:
         for name in [*[f"random-{s}" for s in range(args.random_seeds)], *pretrained]:
-            for norm in ("stored", "task"):
+            for norm in args.norms:
                 cells = [next(r for r in rows if (r["task"], r["encoder"], r["batch_norm"], r["pooling"]) ==
                               (task, name, norm, p))["test"] for p in POOLINGS]
                 lines.append(f"| {task} | {name} | {norm} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
