@@ -28,12 +28,12 @@ from graphssl.tasks.metrics import HIGHER_IS_BETTER
 
 # variant -> fine-tuning overrides on top of the quick tier's
 VARIANTS: dict[str, dict] = {
-    "baseline": {},
-    "encoder-lr-0.1x": {"encoder_lr": 1e-4},
+    "baseline": {"reestimate_batch_norm": False},
+    "encoder-lr-0.1x": {"encoder_lr": 1e-4, "reestimate_batch_norm": False},
     "reestimate-bn": {"reestimate_batch_norm": True},
-    "sum-pool": {"pooling": "sum"},
-    "mlp-head": {"head_hidden": 128},
-    "linear-probe": {"mode": "linear", "lr": 1e-2},
+    "sum-pool": {"pooling": "sum", "reestimate_batch_norm": False},
+    "mlp-head": {"head_hidden": 128, "reestimate_batch_norm": False},
+    "linear-probe": {"mode": "linear", "lr": 1e-2, "reestimate_batch_norm": False},
     "linear-probe-reestimate-bn": {"mode": "linear", "lr": 1e-2, "reestimate_batch_norm": True},
 }
 

@@ -137,6 +137,10 @@ class PretrainConfig:
     accumulate: int = opt(1,
         'micro-batches per optimiser step in each process: the global batch (batch_size) is split into '
         "processes x accumulate equal micro-batches and the step's loss is their mean")
+    clean_batch_norm: int | None = opt(10_000, "before encoder.pt is written, re-estimate the encoder's batch-norm "
+                                       'running statistics on up to this many clean (unmasked) graphs of data: '
+                                       'the statistics of masked training inputs misdescribe real graphs '
+                                       '(empty or 0: keep them)')
     checkpoint_every: int | None = opt(1000,
         'also write last.pt every this many optimiser steps, so a killed run loses at most that many '
         '(null: only at epoch ends); SIGTERM always writes one before stopping')
@@ -161,7 +165,7 @@ class FinetuneConfig:
                                          'often keeps more of what it learnt with a smaller one')
     weight_decay: float = opt(0.0, 'Adam weight decay')
     dropout: float = opt(0.5, 'dropout in the backbone and head while fine-tuning')
-    reestimate_batch_norm: bool = opt(False, "recompute the encoder's batch-norm running statistics on the "
+    reestimate_batch_norm: bool = opt(True, "recompute the encoder's batch-norm running statistics on the "
                                              'training split before fine-tuning (pretraining inputs, e.g. '
                                              'masked graphs, can leave statistics that do not fit the task)')
     pooling: str | None = opt(None, "graph readout while fine-tuning: mean, sum or max (empty: the encoder's "

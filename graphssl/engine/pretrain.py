@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import signal
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
@@ -26,6 +27,7 @@ from graphssl.engine.distributed import World, join_world, main_first, rank_devi
 from graphssl.engine.pretrained import ENCODER_FORMAT
 from graphssl.engine.runtime import resolve_device, seed_everything, set_threads
 from graphssl.engine.streams import MicroBatchStreams
+from graphssl.nn.batch_norm import batch_norms, reestimate_batch_norm
 from graphssl.molecule.shards import ShardedDataset
 from graphssl.nn import GraphEncoder, build_encoder, degree_histogram, is_geometric
 from graphssl.objectives import Objective, build_objective
@@ -135,6 +137,7 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
     objective: Objective = build_objective(config.objective.name, encoder, config.objective.options).to(device)
     optimizer = torch.optim.Adam(objective.parameters(), lr=run.lr, weight_decay=run.weight_decay)
     blocks = list(getattr(dataset, "shard_sizes", [len(dataset)]))
+    clean = dataset  # the graphs as fine-tuning sees them: no transform, no masks
     transform = objective.transform
     if transform is not None and isinstance(dataset, ShardedDataset):
         dataset = _LazyTransform(dataset, transform)
@@ -259,10 +262,16 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
         raise RuntimeError(f"model replicas diverged across the {world.world_size} processes: {replicas}")
     path = out / "encoder.pt"
     if world.is_main:
+        exported, cleaned = encoder, 0
+        if run.clean_batch_norm and batch_norms(encoder):
+            exported = copy.deepcopy(encoder)
+            cleaned = min(int(run.clean_batch_norm), len(clean))
+            reestimate_batch_norm(exported, Subset(clean, range(cleaned)), device)
         payload: dict[str, Any] = {
             "kind": "pretrained-encoder",
             "encoder_format": ENCODER_FORMAT,
-            "encoder": encoder.state_dict(),  # with what the objective installed in it (SCD's conditioning)
+            "encoder": exported.state_dict(),  # with what the objective installed in it (SCD's conditioning)
+            "batch_norm_graphs": cleaned,  # clean graphs its batch-norm statistics come from (0: training inputs)
             "objective_state": objective.export_state(),
             "model": dataclasses.asdict(config.model),
             "objective_name": config.objective.name,

@@ -51,7 +51,7 @@ def test_multitask_regression_with_missing_labels(tmp_path, molecule_csv):
 
 
 def test_linear_probe_keeps_pretrained_encoder_fixed(tmp_path, molecule_csv):
-    config = _config(tmp_path, molecule_csv, mode="linear", save_checkpoints="true")
+    config = _config(tmp_path, molecule_csv, mode="linear", save_checkpoints="true", reestimate_batch_norm="false")
     encoder_path = pretrain(config)
     pretrained = load_checkpoint(encoder_path)["encoder"]
     config.output_dir = str(tmp_path / "probe")

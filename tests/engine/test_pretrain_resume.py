@@ -38,3 +38,28 @@ def test_pretrain_refuses_to_resume_a_different_run(tmp_path, molecule_csv):
     config.model.hidden = 24
     with pytest.raises(CheckpointError, match="different model"):
         pretrain(config)
+
+
+def test_exported_batch_norm_statistics_are_those_of_clean_graphs(tmp_path, molecule_csv):
+    from graphssl.core.config import DataConfig
+    from graphssl.data.dataset import load_dataset
+    from graphssl.engine.pretrained import build_finetune_encoder, load_pretrained
+    from graphssl.nn.batch_norm import reestimate_batch_norm
+
+    kept = _config(tmp_path, molecule_csv)
+    kept.output_dir, kept.pretrain.clean_batch_norm = str(tmp_path / "kept"), 0
+    kept_state = load_checkpoint(pretrain(kept))
+    clean = _config(tmp_path, molecule_csv)
+    clean.output_dir = str(tmp_path / "clean")
+    clean_state = load_checkpoint(pretrain(clean))
+    assert (kept_state["batch_norm_graphs"], clean_state["batch_norm_graphs"]) == (0, 24)
+    a, b = kept_state["encoder"], clean_state["encoder"]
+    stats = [k for k in a if "running_" in k]
+    assert stats and all(not torch.equal(a[k], b[k]) for k in stats)
+    assert all(torch.equal(a[k], b[k]) for k in a if "running_" not in k and "num_batches" not in k)  # same weights
+    # the exported statistics are exactly a re-estimation on the clean (unmasked) graphs
+    data = load_dataset(DataConfig(path=str(molecule_csv)), tmp_path / "cache", progress=False, verbose=False)
+    encoder = build_finetune_encoder(kept.model, data, load_pretrained(tmp_path / "kept" / "encoder.pt"), 5.0)
+    reestimate_batch_norm(encoder, data)
+    for key in stats:
+        torch.testing.assert_close(encoder.state_dict()[key], b[key])
