@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from graphssl.bench.report import markdown_table, plot_results
+from graphssl.bench.report import markdown_table, paired_table, plot_results
 from graphssl.core.config import ObjectiveConfig, RunConfig, data_config, save_config
 from graphssl.core.errors import ConfigError
 from graphssl.data.dataset import load_dataset
@@ -72,6 +72,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], config: RunConfi
         "",
         markdown_table(rows),
         "",
+        *([paired_table(rows), ""] if paired_table(rows) else []),
         f"- Backbone: {model.backbone}, {model.num_layers} layers, hidden {model.hidden}, {model.pooling} pooling "
         "(identical for every method).",
         f"- Fine-tuning: {ft.epochs} epochs, batch {ft.batch_size}, Adam lr {ft.lr}, dropout {ft.dropout}, "

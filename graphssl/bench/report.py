@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from graphssl.bench.stats import paired_difference
 from graphssl.tasks.metrics import HIGHER_IS_BETTER
 
 
@@ -69,6 +70,36 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
                 text = f"{s['test_mean']:.3f} ± {s['test_std']:.3f} (n={s['n']})"
                 cells.append(f"**{text}**" if best.get(t) == s["test_mean"] else text)
             lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(rows: list[dict[str, Any]], baseline: str = "scratch") -> str:
+    """Each method against ``baseline`` on the same task, label fraction and seed: the mean paired
+    difference of the test score, its 95% confidence interval and (wins/ties/losses); "" without
+    the baseline. Intervals that exclude zero are in bold."""
+    methods = [m for m in _order([r["method"] for r in rows]) if m != baseline]
+    if not methods or not any(r["method"] == baseline for r in rows):
+        return ""
+    tasks = _order([r["task"] for r in rows])
+    fractions = sorted(_order([r["label_fraction"] for r in rows]), reverse=True)
+    metrics = {r["task"]: r["metric"] for r in rows}
+    head = ["method", *([f"{t} @ {f:g}" for t in tasks for f in fractions] if len(fractions) > 1 else tasks)]
+    lines = [f"Paired difference against {baseline} (method - {baseline}, same seed and split), mean "
+             "[95% CI] (wins/ties/losses):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    by_key = {(r["method"], r["task"], r["label_fraction"], r["seed"]): r["test"] for r in rows}
+    for m in methods:
+        cells = [m]
+        for t in tasks:
+            for f in fractions:
+                seeds = sorted(s for (mm, tt, ff, s) in by_key if (mm, tt, ff) == (m, t, f)
+                               and (baseline, t, f, s) in by_key)
+                if not seeds:
+                    cells.append("n/a")
+                    continue
+                d = paired_difference([by_key[(m, t, f, s)] for s in seeds],
+                                      [by_key[(baseline, t, f, s)] for s in seeds], HIGHER_IS_BETTER[metrics[t]])
+                cells.append(f"**{d}**" if d.separated else str(d))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -25,3 +25,21 @@ def test_direction_nans_and_single_pairs():
     assert one.high == math.inf and not one.separated
     with pytest.raises(ValueError, match="equal counts"):
         paired_difference([1.0], [1.0, 2.0], higher_is_better=True)
+
+
+def test_paired_table_pairs_by_seed_and_bolds_separated_intervals():
+    from graphssl.bench.report import paired_table
+
+    def row(method, seed, test):
+        return {"method": method, "task": "freesolv", "label_fraction": 1.0, "seed": seed, "test": test,
+                "metric": "rmse"}
+
+    rows = [row("scratch", s, 3.0 + 0.1 * s) for s in range(4)]
+    rows += [row("good", s, 2.5 + 0.1 * s + 0.01 * (s % 2)) for s in range(4)]  # better on every seed
+    rows += [row("same", s, 3.0 + 0.1 * (3 - s)) for s in range(4)]  # reversed order: no paired gain
+    table = paired_table(rows)
+    good = next(line for line in table.splitlines() if line.startswith("| good"))
+    same = next(line for line in table.splitlines() if line.startswith("| same"))
+    assert "**-0.495 [" in good and "(4/0/0)**" in good
+    assert "+0.000 [" in same and "**" not in same and "(2/0/2)" in same
+    assert paired_table([r for r in rows if r["method"] != "scratch"]) == ""
