@@ -1,7 +1,4 @@
 import math
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -188,25 +185,3 @@ def test_a_field_on_some_graphs_only_is_refused(tmp_path):
         g.y = torch.zeros(1, 0)
     with pytest.raises(DataError, match="'pos' is present on 1 of 2 graphs but missing on 'CCN'"):
         TensorStore.from_graphs([with_pos, without], MOLECULE_FIELDS)
-
-
-def test_importing_the_package_and_the_molecule_schema_needs_no_optional_extra():
-    script = textwrap.dedent("""
-        import importlib.abc, sys
-
-        class Refuse(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {"rdkit", "vesin", "ase", "pymatgen", "OCP"}:
-                    raise ModuleNotFoundError(name)
-
-        sys.meta_path.insert(0, Refuse())
-        import graphssl
-        from graphssl.molecule.features import FEATURIZER_VERSION, molecule_feature_spec
-
-        spec = molecule_feature_spec()
-        assert spec.node_dims[0] == 119 and len(spec.edge_dims) == 3 and FEATURIZER_VERSION
-        from graphssl.data.sources import catalogue
-        assert len(catalogue()) > 10
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
