@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float], higher_is_better: 
         return PairedDifference(float("nan"), float("nan"), float("nan"), 0, 0, 0, 0)
     mean = float(d.mean())
     if n > 1:
+        from scipy import stats  # imported here: half a second that every command would pay at start-up
+
         half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / np.sqrt(n))
     else:
         half = float("inf")
