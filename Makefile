@@ -24,12 +24,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/graphssl benchmark --config configs/demo.yaml
 
+# one test worker per core (pytest-xdist); each worker runs torch on one thread (tests/conftest.py)
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto tests
 
 # the fast part alone: skips the end-to-end tests marked slow (DDP, kill-and-resume, CLI runs)
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n auto -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) runs .graphssl_cache

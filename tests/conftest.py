@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: a second torch thread per worker only oversubscribes
+    torch.set_num_threads(1)
 
 SMILES = [
     "CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "c1ccncc1C", "CCN(CC)CC", "C1CCCCC1N",
