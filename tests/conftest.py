@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,11 @@ def parts_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("parts")
     generate_dataset(30, folder, seed=3, progress=False)
     return folder
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on, for a process group."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

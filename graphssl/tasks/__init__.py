@@ -4,7 +4,11 @@ Importing the package registers every task in :data:`TASKS` under the task types
 """
 
 from graphssl.tasks.base import MODES, TASKS, Output, Task, build_task
-from graphssl.tasks.energy_forces import EnergyForceModel, EnergyForcesTask, fit_reference_energies
+from graphssl.tasks.energy_forces import (
+    EnergyForceModel,
+    EnergyForcesTask,
+    fit_reference_energies,
+)
 from graphssl.tasks.metrics import HIGHER_IS_BETTER, compute_metric, is_better
 from graphssl.tasks.noisy_nodes import noisy_nodes_batch, noisy_nodes_loss
 from graphssl.tasks.property import PropertyTask

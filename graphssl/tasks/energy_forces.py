@@ -25,10 +25,10 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
-from graphssl.nn.geometric import GeometricEncoder
 from graphssl.atomistic.heads import EnergyHead, forces_and_stress, with_strain
 from graphssl.core.config import FinetuneConfig
 from graphssl.core.errors import ConfigError, DataError
+from graphssl.nn.geometric import GeometricEncoder
 from graphssl.tasks import metrics
 from graphssl.tasks.base import TASKS, Output, Task
 

@@ -36,7 +36,9 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
 
     Returns NaN when no task has both classes (the split cannot be scored).
     """
-    from sklearn.metrics import roc_auc_score  # scikit-learn takes ~1 s to import; only classification needs it
+    from sklearn.metrics import (
+        roc_auc_score,  # scikit-learn takes ~1 s to import; only classification needs it
+    )
 
     values = []
     for t in range(y_true.shape[1]):
@@ -47,24 +49,24 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def rmse(y_true: np.ndarray, pred: np.ndarray) -> float:
-    """Root mean squared error per task over present labels, averaged over tasks."""
+def _per_task(y_true: np.ndarray, pred: np.ndarray, error) -> float:
+    """``error(truth, prediction)`` of each task over its present labels, averaged over tasks."""
     values = []
     for t in range(y_true.shape[1]):
         present = ~np.isnan(y_true[:, t])
         if present.any():
-            values.append(np.sqrt(np.mean((y_true[present, t] - pred[present, t]) ** 2)))
+            values.append(error(y_true[present, t], pred[present, t]))
     return float(np.mean(values)) if values else float("nan")
+
+
+def rmse(y_true: np.ndarray, pred: np.ndarray) -> float:
+    """Root mean squared error per task over present labels, averaged over tasks."""
+    return _per_task(y_true, pred, lambda a, b: np.sqrt(np.mean((a - b) ** 2)))
 
 
 def mae(y_true: np.ndarray, pred: np.ndarray) -> float:
     """Mean absolute error per task over present labels, averaged over tasks."""
-    values = []
-    for t in range(y_true.shape[1]):
-        present = ~np.isnan(y_true[:, t])
-        if present.any():
-            values.append(np.mean(np.abs(y_true[present, t] - pred[present, t])))
-    return float(np.mean(values)) if values else float("nan")
+    return _per_task(y_true, pred, lambda a, b: np.mean(np.abs(a - b)))
 
 
 def _mean_abs(y_true: np.ndarray, pred: np.ndarray) -> float:

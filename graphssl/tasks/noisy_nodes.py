@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphssl.nn.geometric import GeometricEncoder
 from graphssl.atomistic.heads import VectorHead
 from graphssl.core.config import FinetuneConfig
 from graphssl.core.errors import ConfigError
+from graphssl.nn.geometric import GeometricEncoder
 from graphssl.transforms.noise import coordinate_noise, displaced, remove_mean
 
 

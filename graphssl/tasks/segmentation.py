@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
-from graphssl.nn.geometric import GeometricEncoder
 from graphssl.core.errors import ConfigError
+from graphssl.nn.geometric import GeometricEncoder
 from graphssl.nn.heads import PredictionHead
 from graphssl.tasks import metrics
 from graphssl.tasks.base import TASKS, Output, Task

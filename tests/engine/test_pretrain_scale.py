@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -70,12 +69,6 @@ def test_resume_with_another_number_of_micro_batches_is_refused(corpus, tmp_path
         pretrain(config)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 _RANK_SPY = """
 import sys, torch
 import graphssl.engine.pretrain as run
@@ -91,14 +84,14 @@ sys.exit(main(sys.argv[2:]))
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_agree_and_match_one_process_with_the_same_global_batch(corpus, tmp_path):
+def test_two_gloo_processes_agree_and_match_one_process_with_the_same_global_batch(corpus, tmp_path, free_port):
     args = [f"output_dir={tmp_path / 'ddp'}", f"cache_dir={tmp_path / 'cache'}", "progress=false", "threads=1",
             f"data.path={corpus}", "model.backbone=gin", "model.hidden=16", "model.num_layers=2",
             "objective.name=graphmae", "pretrain.epochs=2", "pretrain.batch_size=8"]
     (tmp_path / "ddp").mkdir()
     spy = tmp_path / "spy.py"
     spy.write_text(_RANK_SPY)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port}",
                str(spy), str(tmp_path / "ddp"), "pretrain", *[x for a in args for x in ("--set", a)]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)

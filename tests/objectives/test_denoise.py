@@ -170,14 +170,10 @@ def _standardise_on_rank(rank: int, port: int, out: str) -> None:
 
 
 @pytest.mark.slow
-def test_running_statistics_are_those_of_the_global_batch_across_processes(tmp_path):
-    import socket
-
+def test_running_statistics_are_those_of_the_global_batch_across_processes(tmp_path, free_port):
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port
     mp.spawn(_standardise_on_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
     union = torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0, 30.0, 40.0, 50.0])
     for rank in range(2):
@@ -239,14 +235,10 @@ def _denoise_on_rank(rank: int, port: int, out: str) -> None:
 
 
 @pytest.mark.slow
-def test_denoising_objectives_train_under_ddp_without_searching_for_unused_parameters(tmp_path):
-    import socket
-
+def test_denoising_objectives_train_under_ddp_without_searching_for_unused_parameters(tmp_path, free_port):
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port
     mp.spawn(_denoise_on_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
     for name in ("denoise", "scd"):
         ranks = [torch.load(tmp_path / f"{name}-rank{r}.pt", weights_only=True) for r in range(2)]
