@@ -19,6 +19,7 @@ pymatgen, OCP) is imported until a reader or featuriser of that domain runs.
 from typing import Any
 
 from graphssl import atomistic, brep, molecule  # noqa: F401  (register data sources, splits, backbones)
+from graphssl import zoo
 from graphssl.atomistic.emt import generate_emt
 from graphssl.bench import run_benchmark
 from graphssl.brep.encoders import brep_feature_spec
@@ -122,6 +123,7 @@ __all__ = [
     "load_config",
     "load_dataset",
     "load_pretrained",
+    "zoo",
     "make_split",
     "mol_from_smiles",
     "mol_to_data",

@@ -1,4 +1,4 @@
-"""Command line: ``graphssl pretrain | finetune | benchmark | data``."""
+"""Command line: ``graphssl pretrain | finetune | benchmark | data | zoo``."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from graphssl.core.config import DataConfig, load_config, options_text
 from graphssl.core.errors import DataError, GraphSSLError, RunInterrupted
 from graphssl.data.dataset import domain_of, load_dataset, resolve_source
 from graphssl.data.sources import catalogue
+from graphssl import zoo
+from graphssl.engine.checkpoint import load_checkpoint
 from graphssl.engine.finetune import SELECTION_RULE, finetune
 from graphssl.engine.pretrain import pretrain
+from graphssl.engine.runtime import machine_description
 from graphssl.molecule.shards import prepare_shards
 
 
@@ -44,7 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fine-tune on finetune.task. The test score is read at the best validation epoch.")
     _add_common(p)
     p.add_argument("--checkpoint", metavar="PATH",
-                   help="pretrained encoder.pt; without it the same backbone is trained from scratch")
+                   help="pretrained encoder.pt or zoo:NAME (`graphssl zoo list`; overrides finetune.pretrained); "
+                        "without either the same backbone is trained from scratch")
+
+    p = sub.add_parser("zoo", help="pretrained encoders that ship with graphssl",
+                       description="List the zoo, show an entry's model card, or add a pretrained encoder.pt "
+                                   "as an entry. Fine-tune from an entry with --checkpoint zoo:NAME.")
+    zoo_sub = p.add_subparsers(dest="zoo_command", required=True)
+    zoo_sub.add_parser("list", help="every entry, one line each")
+    show = zoo_sub.add_parser("show", help="an entry's model card (Markdown)")
+    show.add_argument("name", help="entry name (with or without zoo:)")
+    add = zoo_sub.add_parser("add", help="make a zoo entry (safetensors + card) from a `graphssl pretrain` run")
+    add.add_argument("run", help="the run folder (or its encoder.pt)")
+    add.add_argument("--name", required=True, help="entry name")
+    add.add_argument("--into", default=None, help="zoo folder (default: the package's own)")
+    add.add_argument("--description", default="", help="one paragraph for the card")
+    add.add_argument("--command", dest="pretrain_command", default="", help="the command that pretrained it, for the card")
 
     p = sub.add_parser("benchmark", help="pretrain and fine-tune several methods against scratch", epilog=epilog,
                        formatter_class=fmt, description="Run benchmark.methods x benchmark.tasks x seeds x label "
@@ -110,6 +128,34 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _machine() -> str:
+    m = machine_description()
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory']}, CUDA {m['cuda']}"
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    if args.zoo_command == "list":
+        rows = zoo.summary_rows()
+        if not rows:
+            print("the zoo has no entries")
+            return 0
+        columns = list(rows[0])
+        widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+        print("  ".join(c.ljust(widths[c]) for c in columns))
+        for row in rows:
+            print("  ".join(row[c].ljust(widths[c]) for c in columns))
+        print("\nfine-tune from one with --checkpoint zoo:NAME; its card: graphssl zoo show NAME")
+    elif args.zoo_command == "show":
+        print(zoo.card_markdown(args.name), end="")
+    else:
+        run = Path(args.run).expanduser()
+        payload = load_checkpoint(run / "encoder.pt" if run.is_dir() else run)
+        folder = zoo.entry_from_pretrained(payload, args.name, args.into and Path(args.into), description=args.description,
+                                           command=args.pretrain_command, machine=_machine())
+        print(f"zoo entry '{args.name}' written to {folder}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = "graphssl " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -122,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             result = finetune(_load(args), checkpoint=args.checkpoint)
             print(f"{result.task}: valid {result.metric} {result.valid:.4f}, test {result.metric} {result.test:.4f} "
                   f"at epoch {result.best_epoch} ({SELECTION_RULE})")
+        elif args.command == "zoo":
+            return _zoo(args)
         elif args.command == "benchmark":
             run_benchmark(_load(args), command=command)
         elif args.command == "data":

@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"data", "nn", "transforms"},
     {"molecule", "atomistic", "brep"},
     {"objectives"},
-    {"tasks"},
+    {"tasks", "zoo"},
     {"engine"},
     {"bench"},
     {"cli", "__init__"},

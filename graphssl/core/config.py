@@ -151,6 +151,9 @@ class FinetuneConfig:
     """Fine-tuning on a labelled task; the test score is read at the best validation epoch."""
 
     task: DataConfig = opt(factory=DataConfig, text='labelled data set: a registry name or a mapping like data:')
+    pretrained: str | None = opt(None,
+        'encoder to start from: an encoder.pt path or zoo:NAME (`graphssl zoo list`); --checkpoint overrides it; '
+        'empty: train from scratch')
     split: str = opt("scaffold",
         'scaffold (deterministic Bemis-Murcko, pretrain-gnns), random, or matbench (fold '
         "finetune.split_seed of Matbench's 5-fold KFold, validation drawn from its training part)")

@@ -39,3 +39,8 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 def atomic_write_text(text: str, path: str | Path) -> Path:
     """Write ``text`` to ``path`` atomically."""
     return _atomic_write(path, "w", lambda handle: handle.write(text))
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return _atomic_write(path, "wb", lambda handle: handle.write(data))

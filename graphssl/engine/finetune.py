@@ -164,12 +164,14 @@ def finetune(
     """Fine-tune (``mode: full``) or linearly probe (``mode: linear``) an encoder on a task.
 
     The task follows the data set's task type (:data:`graphssl.tasks.TASKS`). ``checkpoint`` is a
-    pretrained ``encoder.pt``; without one the same backbone is trained from scratch.
+    pretrained ``encoder.pt`` or ``zoo:NAME`` (default: ``finetune.pretrained``); without one the same backbone is trained from scratch.
     ``dataset`` and ``split`` default to ``finetune.task`` and ``finetune.split``. Writes
     ``result.json`` (and ``last.pt`` every epoch, ``best.pt`` at the end when
     ``finetune.save_checkpoints``) into ``output_dir``.
     """
     ft = config.finetune
+    if checkpoint is None:
+        checkpoint = ft.pretrained
     device, out = start_finetuning(config)
     if ft.mode not in MODES:
         raise ConfigError(f"finetune.mode must be 'full' or 'linear', got {ft.mode!r}")

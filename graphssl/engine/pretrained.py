@@ -14,6 +14,7 @@ from graphssl.core.errors import CheckpointError, ConfigError
 from graphssl.engine.checkpoint import load_checkpoint
 from graphssl.nn import GraphEncoder, build_encoder, degree_histogram, is_geometric
 from graphssl.objectives.registry import OBJECTIVES
+from graphssl import zoo
 
 # Bump when what encoder.pt holds changes meaning. 2: encoder weights are a GraphEncoder's
 # (geometric ones under "backbone."), and objective additions (SCD's conditioning) are
@@ -33,7 +34,11 @@ class Pretrained:
 
 
 def load_pretrained(path: str | Path) -> Pretrained:
-    """Model config, encoder weights and exported objective state of a pretrained ``encoder.pt``."""
+    """Model config, encoder weights and exported objective state of a pretrained ``encoder.pt``,
+    or of a zoo entry named ``zoo:NAME`` (weights checked against the card's sha256)."""
+    if zoo.is_zoo_name(path):
+        entry = zoo.read(str(path))
+        return Pretrained(entry.model, entry.weights, entry.deg, entry.objective, entry.objective_state)
     state = load_checkpoint(path)
     if state.get("kind") != "pretrained-encoder":
         raise ConfigError(f"'{path}' is a {state.get('kind')!r} checkpoint; fine-tuning needs a pretrained "
