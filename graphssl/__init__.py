@@ -33,12 +33,20 @@ from graphssl.core.config import (
     RunConfig,
     load_config,
 )
-from graphssl.core.errors import CheckpointError, ConfigError, DataError, GraphSSLError, MoleculeError
+from graphssl.core.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    GraphSSLError,
+    MoleculeError,
+    TrainingDiverged,
+)
 from graphssl.core.registry import Registry
 from graphssl.data.dataset import load_dataset
 from graphssl.data.packaged import packaged_file
 from graphssl.data.sources import SOURCES, catalogue
 from graphssl.data.splits import SPLITS, Split, make_split
+from graphssl.engine.embed import embed
 from graphssl.engine.finetune import FinetuneResult, finetune
 from graphssl.engine.pretrain import pretrain
 from graphssl.engine.pretrained import load_pretrained
@@ -50,7 +58,10 @@ from graphssl.objectives import (
     OBJECTIVES,
     SCD,
     AttrMask,
+    JEPA,
     CoordinateDenoising,
+    DescriptorPrediction,
+    GraphCL,
     GraphMAE,
     HiGMAE,
     Objective,
@@ -69,6 +80,10 @@ def __getattr__(name: str) -> Any:
         from graphssl.molecule import adapter
 
         return getattr(adapter, name)
+    if name == "PretrainedFeaturizer":  # scikit-learn is imported only when the featuriser is used
+        from graphssl.sklearn import PretrainedFeaturizer
+
+        return PretrainedFeaturizer
     if name == "generate_brep_parts":
         from graphssl.brep.generate import generate_dataset
 
@@ -88,6 +103,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "CoordinateDenoising",
+    "DescriptorPrediction",
     "DataConfig",
     "DataError",
     "Encoder",
@@ -98,25 +114,30 @@ __all__ = [
     "GeometricBackbone",
     "GeometricEncoder",
     "GraphEncoder",
+    "GraphCL",
     "GraphMAE",
     "GraphSSLError",
     "HiGMAE",
+    "JEPA",
     "ModelConfig",
     "MoleculeError",
     "Objective",
     "ObjectiveConfig",
     "PretrainConfig",
+    "PretrainedFeaturizer",
     "PropertyTask",
     "Registry",
     "RunConfig",
     "SegmentationTask",
     "Split",
     "Task",
+    "TrainingDiverged",
     "brep_feature_spec",
     "build_encoder",
     "build_objective",
     "build_task",
     "catalogue",
+    "embed",
     "finetune",
     "generate_brep_parts",
     "generate_emt",

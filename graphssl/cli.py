@@ -1,4 +1,4 @@
-"""Command line: ``graphssl pretrain | finetune | benchmark | data | zoo``."""
+"""Command line: ``graphssl pretrain | finetune | benchmark | data | zoo | embed``."""
 
 from __future__ import annotations
 
@@ -12,15 +12,24 @@ from pathlib import Path
 from graphssl.atomistic.emt import add_arguments as emt_arguments
 from graphssl.atomistic.emt import run as run_emt
 from graphssl.bench import run_benchmark
-from graphssl.core.config import DataConfig, load_config, options_text
+from graphssl.bench.harness import parse_methods
+from graphssl.core.config import DataConfig, RunConfig, load_config, options_text
 from graphssl.core.errors import DataError, GraphSSLError, RunInterrupted
 from graphssl.data.dataset import domain_of, load_dataset, resolve_source
 from graphssl.data.sources import catalogue
 from graphssl import zoo
 from graphssl.engine.checkpoint import load_checkpoint
+from graphssl.engine.embed import FORMATS, embed_file
 from graphssl.engine.finetune import SELECTION_RULE, finetune
 from graphssl.engine.pretrain import pretrain
-from graphssl.engine.runtime import machine_description
+from graphssl.engine.runtime import (
+    check_data,
+    check_objective,
+    machine_description,
+    prepare_cache,
+    prepare_folder,
+    validate,
+)
 from graphssl.molecule.shards import prepare_shards
 
 
@@ -64,6 +73,34 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--description", default="", help="one paragraph for the card")
     add.add_argument("--command", dest="pretrain_command", default="", help="the command that pretrained it, for the card")
 
+    p = sub.add_parser(
+        "embed", help="embed every record of a file or folder with a pretrained encoder",
+        description="Write one vector per input record (graph level, with the encoder's pooling) or per atom/face "
+                    "(--level node) for any input graphssl reads: SMILES/CSV/TSV/SDF files, folders of CIF/POSCAR "
+                    "files, extxyz/xyz/ASE db files, STEP files or folders. OUT.npy gets OUT's stem + .index.csv "
+                    "(vector row -> input record and identifier; skipped records with their reason); .csv and "
+                    ".parquet carry record and identifier next to each vector (and the index CSV too). Reads "
+                    "record by record (no data cache), in eval mode, on the GPU when present.")
+    p.add_argument("--checkpoint", required=True, metavar="PATH|zoo:NAME",
+                   help="a pretrained encoder.pt (or its run folder) or zoo:NAME (`graphssl zoo list`)")
+    p.add_argument("--input", required=True, metavar="PATH",
+                   help="a data file or folder of any input kind, or a registered data set name; its domain "
+                        "must be the encoder's")
+    p.add_argument("--out", required=True, metavar="FILE", help=f"output file: {', '.join(FORMATS)} (parquet needs pyarrow)")
+    p.add_argument("--level", choices=("graph", "node"), default="graph",
+                   help="graph: one vector per record (per solid of a STEP file); node: one per atom or face")
+    p.add_argument("--batch-size", type=int, default=64, help="graphs per forward pass (default 64)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--on-error", choices=("skip", "raise"), default="skip",
+                   help="skip bad records and list them with their reason in the index (default), or stop at the first")
+    p.add_argument("--smiles-column", help="SMILES column of a CSV/TSV input (guessed when empty)")
+    p.add_argument("--plot", metavar="COLUMN",
+                   help="also write OUT's stem + .map.png: a 2D map (UMAP if installed, else t-SNE) of the vectors, "
+                        "coloured by this column of a CSV/TSV input")
+    p.add_argument("--cache-dir", default=".graphssl_cache",
+                   help="only for registered data set names that are generated or downloaded")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     p = sub.add_parser("benchmark", help="pretrain and fine-tune several methods against scratch", epilog=epilog,
                        formatter_class=fmt, description="Run benchmark.methods x benchmark.tasks x seeds x label "
                        "fractions; writes results.json, results.md and results.png into output_dir.")
@@ -94,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "keeps them in unlabeled corpora (default auto)")
     prep.add_argument("--max-atoms", type=int, default=5000,
                       help="molecules with more atoms are bad records (default 5000)")
+    prep.add_argument("--descriptors", choices=("fast", "all"),
+                      help="also compute RDKit 2D descriptors per molecule (for objective descriptors)")
     prep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gen = data_sub.add_parser("generate", help="generate labelled data sets").add_subparsers(dest="generator",
                                                                                             required=True)
@@ -115,7 +154,8 @@ def _prepare(args: argparse.Namespace) -> int:
     by_name = args.name in {entry[0] for entry in catalogue()}
     config = DataConfig(name=args.name if by_name else None, path=None if by_name else str(Path(args.name)),
                         smiles_column=args.smiles_column, limit=args.limit, on_error=args.on_error,
-                        explicit_h=args.explicit_h, duplicates=args.duplicates, max_atoms=args.max_atoms)
+                        explicit_h=args.explicit_h, duplicates=args.duplicates, max_atoms=args.max_atoms,
+                        descriptors=args.descriptors)
     config.check()
     if domain_of(config) != "molecule":
         raise DataError(f"'{args.name}' holds 3D structures or CAD parts; `data prepare` shards molecule data sets. "
@@ -156,6 +196,18 @@ def _zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_benchmark(config: RunConfig) -> None:
+    """The whole benchmark config, before the first pretraining: methods, their options, tasks."""
+    methods = parse_methods(config.benchmark.methods)
+    # a benchmark of zoo entries and baselines pretrains nothing, so needs no corpus
+    validate(config, "benchmark", has_data=not any(m.objective for m in methods))
+    for i, method in enumerate(methods):
+        if method.objective is not None:
+            check_objective(method.objective, method.options, f"benchmark.methods[{i}].")
+    prepare_folder(config.output_dir, "output_dir")
+    prepare_cache(config)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = "graphssl " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -168,10 +220,17 @@ def main(argv: list[str] | None = None) -> int:
             result = finetune(_load(args), checkpoint=args.checkpoint)
             print(f"{result.task}: valid {result.metric} {result.valid:.4f}, test {result.metric} {result.test:.4f} "
                   f"at epoch {result.best_epoch} ({SELECTION_RULE})")
+        elif args.command == "embed":
+            summary = embed_file(args.checkpoint, args.input, args.out, level=args.level, batch_size=args.batch_size,
+                                 device=args.device, on_error=args.on_error, smiles_column=args.smiles_column,
+                                 plot=args.plot, progress=not args.no_progress, cache_dir=args.cache_dir)
+            print(summary.text())
         elif args.command == "zoo":
             return _zoo(args)
         elif args.command == "benchmark":
-            run_benchmark(_load(args), command=command)
+            config = _load(args)
+            _check_benchmark(config)
+            run_benchmark(config, command=command)
         elif args.command == "data":
             if args.data_command == "list":
                 for name, task_type, metric, description in catalogue():
@@ -189,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{len(report.regenerated)}; faces per class: {report.class_counts}")
             else:
                 config = _load(args)
-                load_dataset(config.data, config.cache_dir, progress=config.progress)
+                check_data(config.data, "data.")
+                load_dataset(config.data, prepare_cache(config), progress=config.progress)
     except RunInterrupted as exc:
         print(f"graphssl: {exc}", file=sys.stderr)
         return 128 + signal.SIGTERM

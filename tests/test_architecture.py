@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"tasks", "zoo"},
     {"engine"},
     {"bench"},
+    {"sklearn"},
     {"cli", "__init__"},
 ]
 

@@ -87,3 +87,76 @@ def test_atomistic_pretraining_and_finetuning_by_name(tmp_path):
                  "--set", f"output_dir={tmp_path / 'ft'}", *common]) == 0
     result = json.loads((tmp_path / "ft" / "result.json").read_text())
     assert result["metric"] == "mae" and result["task"] == "qm9-3d"
+
+
+@pytest.mark.parametrize("command, override, option", [
+    ("finetune", "finetune.epochs=0", "finetune.epochs"),
+    ("pretrain", "pretrain.epochs=0", "pretrain.epochs"),
+    ("pretrain", "pretrain.epochs=-1", "pretrain.epochs"),
+    ("finetune", "finetune.batch_size=0", "finetune.batch_size"),
+    ("finetune", "finetune.dropout=1.5", "finetune.dropout"),
+    ("finetune", "finetune.lr=-1", "finetune.lr"),
+    ("pretrain", "pretrain.lr=-1", "pretrain.lr"),
+    ("pretrain", "pretrain.num_workers=-1", "pretrain.num_workers"),
+    ("pretrain", "model.jk=concat", "model.jk"),
+    ("pretrain", "model.norm=batchnrm", "model.norm"),
+    ("pretrain", "model.options.hiden=3", "model.options.hiden"),
+    ("finetune", "finetune.label_fraction=0", "finetune.label_fraction"),
+    ("finetune", "finetune.task.task_type=regresion", "finetune.task.task_type"),
+    ("finetune", "finetune.split=scafold", "finetune.split"),
+    ("finetune", "output_dir=''", "output_dir"),
+])
+def test_bad_options_exit_2_with_one_line_naming_the_option(tmp_path, molecule_csv, capsys, command, override,
+                                                            option):
+    config = _tiny_config(tmp_path, molecule_csv)
+    assert main([command, "--config", str(config), "--set", override]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("graphssl: error: ") and captured.err.count("\n") == 1, captured.err
+    assert f"'{option}'" in captured.err and "Traceback" not in captured.err
+    assert "mols: read" not in captured.out  # refused before the data build
+
+
+def test_a_repeated_section_exits_2_naming_both_lines(tmp_path, molecule_csv, capsys):
+    config = _tiny_config(tmp_path, molecule_csv)
+    config.write_text(config.read_text() + "pretrain: {epochs: 10, batch_size: 256}\n")
+    assert main(["pretrain", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "key 'pretrain' appears twice" in err and "line 7 and line 17" in err
+
+
+def test_folders_that_are_files_exit_2(tmp_path, molecule_csv, capsys):
+    config = _tiny_config(tmp_path, molecule_csv)
+    (tmp_path / "a_file").write_text("x")
+    for option in ("output_dir", "cache_dir"):
+        assert main(["pretrain", "--config", str(config), "--set", f"{option}={tmp_path / 'a_file' / 'run'}"]) == 2
+        assert f"option '{option}'" in capsys.readouterr().err
+
+
+def test_a_checkpoint_folder_is_named_as_a_folder(tmp_path, molecule_csv, capsys):
+    config = _tiny_config(tmp_path, molecule_csv)
+    assert main(["finetune", "--config", str(config), "--checkpoint", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder, not a file" in err and "encoder.pt" in err and "does not exist" not in err
+
+
+def test_benchmark_checks_tasks_and_methods_before_pretraining(tmp_path, molecule_csv, capsys):
+    config = _tiny_config(tmp_path, molecule_csv)
+    for override, named in [("benchmark.tasks=[b3bd]", "'benchmark.tasks[0].name': unknown data set 'b3bd'"),
+                            ("benchmark.methods=[scratch, {name: graphmae, mask_rte: 0.5}]",
+                             "'benchmark.methods[1].mask_rte' is not an option of objective 'graphmae'")]:
+        assert main(["benchmark", "--config", str(config), "--set", override]) == 2
+        assert named in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # no pretraining ran
+
+
+def test_diverging_runs_exit_2_and_write_no_weights(tmp_path, molecule_csv, capsys):
+    config = _tiny_config(tmp_path, molecule_csv)
+    assert main(["pretrain", "--config", str(config), "--set", "objective.name=attrmask",
+                 "--set", "pretrain.lr=1e30"]) == 2
+    assert "pretraining diverged" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "encoder.pt").exists()
+    assert main(["finetune", "--config", str(config), "--set", "finetune.lr=1e6",
+                 "--set", f"output_dir={tmp_path / 'ft'}"]) == 2
+    captured = capsys.readouterr()
+    assert "fine-tuning diverged" in captured.err and "rmse nan" not in captured.out
+    assert not (tmp_path / "ft" / "result.json").exists() and not (tmp_path / "ft" / "best.pt").exists()

@@ -4,7 +4,18 @@ Every adapter validates its result with :func:`check_structure` and names the st
 (``name``, a string kept on the data) in each :class:`~graphssl.core.errors.DataError`. Adapters
 build no neighbour list unless given ``cutoff`` (a shortcut for applying
 :class:`~graphssl.atomistic.neighbors.NeighborList` afterwards, which also rejects atoms
-with no neighbour inside the cutoff).
+with no neighbour inside the cutoff, saying how far the nearest one is).
+
+Disordered structures (a site shared by several species, or partly vacant) are refused on
+every path: pymatgen objects, ``ase.Atoms`` read from a CIF (ASE keeps one species per site
+and records the occupancies in ``atoms.info["occupancy"]``) and files. Data sets built with
+``data.on_error=skip`` skip them with that reason. CIF files are read with pymatgen.
+
+A skewed cell is stored as a reduced basis of the same lattice (see
+:func:`~graphssl.atomistic.neighbors.reduced_basis`), with positions wrapped into it: the same
+crystal and the same atoms in the same order, but short lattice translations, so float32 edge
+vectors stay accurate. Cells that are already reduced (nearly all) are kept exactly as given;
+a left-handed cell is as valid as a right-handed one.
 
 Positions, cells and labels use torch's default float dtype; non-periodic structures get a
 zero cell, as the graph format requires. Labels: ``energy`` ``[1]`` (eV), ``forces``
@@ -22,11 +33,20 @@ import torch
 from torch import Tensor
 
 from graphssl.atomistic.graph import AtomisticData
-from graphssl.atomistic.neighbors import NeighborList, neighbor_pairs
+from graphssl.atomistic.neighbors import (
+    CUTOFF_TOLERANCE,
+    NeighborList,
+    nearest_distances,
+    neighbor_pairs,
+    reduced_basis,
+)
 from graphssl.core.errors import DataError
 
 MAX_Z = 118
 _LIST_LIMIT = 10  # atom indices quoted in one error message
+# A site counts as fully occupied by one species when its occupancy is within this of 1
+# (CIFs write 0.9999 or 1.0001 for rounded refinements).
+OCCUPANCY_TOLERANCE = 1e-3
 
 
 def _quote(indices: Sequence[int]) -> str:
@@ -38,11 +58,12 @@ def _quote(indices: Sequence[int]) -> str:
 def check_structure(data: AtomisticData, *, cutoff: float | None = None, min_distance: float = 0.5) -> None:
     """Raise :class:`DataError` (naming ``data.name``) if ``data`` is not a sound structure.
 
-    Checks shapes, finite coordinates and cell, atomic numbers in 1..118, a positive cell
-    volume when periodic, no two atoms (or an atom and a periodic image, its own included)
-    closer than ``min_distance`` Angstrom, label shapes and, with ``cutoff``, that every atom
-    has a neighbour inside the cutoff. Costs one neighbour list, at
-    ``max(cutoff, min_distance)``, so it is linear in the number of atoms.
+    Checks shapes, finite coordinates and cell, atomic numbers in 1..118, a cell that spans a
+    volume when periodic (either handedness), no two atoms (or an atom and a periodic image,
+    its own included) closer than ``min_distance`` Angstrom, label shapes and, with
+    ``cutoff``, that every atom has a neighbour within the cutoff (``d <= cutoff``, as the
+    neighbour lists count). Costs one neighbour list, at ``max(cutoff, min_distance)``, so
+    it is linear in the number of atoms.
     """
     prefix = f"structure {getattr(data, 'name', None) or '<unnamed>'!r}: "
 
@@ -75,9 +96,13 @@ def check_structure(data: AtomisticData, *, cutoff: float | None = None, min_dis
         if not np.isfinite(box).all():
             fail(f"non-finite cell {box.tolist()}")
         if periodic.all():
-            volume = float(np.linalg.det(box))
-            if volume <= 1e-8:
-                fail(f"zero or negative cell volume (V = {volume:.4g} A^3)")
+            # The sign of the determinant is the handedness of the basis, not a defect: only a
+            # cell whose vectors (nearly) lie in a plane is. Relative to the lengths, so that
+            # units or a large cell do not move the threshold.
+            volume = abs(float(np.linalg.det(box)))
+            scale = float(np.prod(np.linalg.norm(box, axis=1)))
+            if volume <= 1e-8 * max(scale, 1.0):
+                fail(f"degenerate cell: its lattice vectors {box.tolist()} span no volume (|V| = {volume:.4g} A^3)")
         else:
             # Only the periodic vectors must span something: the Gram determinant is the
             # squared length (1 vector) or squared area (2 vectors) they span.
@@ -107,11 +132,10 @@ def check_structure(data: AtomisticData, *, cutoff: float | None = None, min_dis
             more = f"; {others} more overlapping pairs" if others > 0 else ""
             fail(f"{what} (distance {d:.3g} A < {min_distance:g} A){more}")
         if cutoff is not None:
-            counts = np.bincount(i[dist < cutoff], minlength=n)
+            counts = np.bincount(i[dist <= cutoff + CUTOFF_TOLERANCE], minlength=n)
             isolated = np.flatnonzero(counts == 0).tolist()
             if isolated:
-                subject = f"atom {isolated[0]} has" if len(isolated) == 1 else f"atoms {_quote(isolated)} have"
-                fail(f"{subject} no neighbour within the cutoff {cutoff:g} A")
+                fail(_isolated_message(data, isolated, cutoff))
     elif cutoff is not None:
         fail(f"atom 0 has no neighbour within the cutoff {cutoff:g} A (a single non-periodic atom)")
 
@@ -124,6 +148,56 @@ def check_structure(data: AtomisticData, *, cutoff: float | None = None, min_dis
             fail(f"{key} has shape {list(value.shape)}, expected {shape}")
         if not torch.isfinite(value).all():
             fail(f"non-finite {key}")
+
+
+def _isolated_message(data: AtomisticData, isolated: list[int], cutoff: float) -> str:
+    """Which atoms have no neighbour within ``cutoff``, and how far their nearest ones are."""
+    pbc = getattr(data, "pbc", None)
+    nearest = nearest_distances(data.pos, getattr(data, "cell", None), False if pbc is None else pbc,
+                                isolated[:_LIST_LIMIT], cutoff)
+    if len(isolated) == 1:
+        where = ("it has no other atom" if not np.isfinite(nearest[0])
+                 else f"its nearest neighbour is at {nearest[0]:.4g} A")
+        return f"atom {isolated[0]} has no neighbour within the cutoff {cutoff:g} A ({where})"
+    finite = nearest[np.isfinite(nearest)]
+    if finite.size == 0:
+        where = "they have no other atom"
+    elif f"{finite.min():.4g}" == f"{finite.max():.4g}":
+        where = f"their nearest neighbours are at {finite.min():.4g} A"
+    else:
+        where = f"their nearest neighbours are {finite.min():.4g} to {finite.max():.4g} A away"
+    return f"atoms {_quote(isolated)} have no neighbour within the cutoff {cutoff:g} A ({where})"
+
+
+def _reduce_cell(data: AtomisticData, box: np.ndarray, positions: np.ndarray, periodic: np.ndarray) -> None:
+    """Store a skewed cell as its reduced basis, positions wrapped into it (a no-op otherwise)."""
+    reduction = reduced_basis(box, periodic)
+    if reduction is None:
+        return
+    reduced = reduction[0]
+    frac = positions @ np.linalg.inv(reduced)
+    wrapped = (frac - np.floor(frac)) @ reduced  # whole lattice translations of each atom
+    dtype = data.pos.dtype
+    data.pos = torch.from_numpy(wrapped).to(dtype)
+    data.cell = torch.from_numpy(reduced).to(dtype).reshape(1, 3, 3)
+
+
+def site_problem(occupancy: dict[str, float]) -> str | None:
+    """Why a site with these species occupancies is not one fully occupied species, or None."""
+    total = sum(float(v) for v in occupancy.values())
+    if len(occupancy) > 1:
+        return "is shared by " + ", ".join(f"{el} ({float(v):g})" for el, v in occupancy.items())
+    if abs(total - 1.0) > OCCUPANCY_TOLERANCE:
+        element = next(iter(occupancy), "?")
+        state = "only partly occupied" if total < 1.0 else "over-occupied"
+        return f"is {state} ({element} {total:g})"
+    return None
+
+
+def _disorder_error(name: str, site: str, problem: str) -> DataError:
+    return DataError(f"structure {name!r}: {site} {problem}; disordered structures (partial or mixed "
+                     "occupancy) are not supported: order them first (e.g. pymatgen's "
+                     "OrderDisorderedStructureTransformation) or leave them out")
 
 
 def _atomic_numbers(z: Any, name: str) -> np.ndarray:
@@ -162,7 +236,7 @@ def from_positions(z: Sequence[int] | Sequence[str] | Tensor, pos: Any, cell: An
     numbers = _atomic_numbers(z, name)
     try:
         # copies: the data must not alias the caller's arrays (ase.Atoms.positions, a Tensor)
-        positions = np.array(pos.detach().cpu() if isinstance(pos, Tensor) else pos, dtype=np.float64)
+        positions = np.array(pos.detach().cpu().numpy() if isinstance(pos, Tensor) else pos, dtype=np.float64)
         positions = positions.reshape(-1, 3)
         periodic = np.asarray(pbc.cpu() if isinstance(pbc, Tensor) else pbc, dtype=bool).reshape(-1)
         periodic = np.repeat(periodic, 3) if periodic.size == 1 else periodic.reshape(3)
@@ -186,6 +260,8 @@ def from_positions(z: Sequence[int] | Sequence[str] | Tensor, pos: Any, cell: An
 
             stress = voigt_6_to_full_3x3_stress(np.asarray(stress, dtype=np.float64))
         data.stress = _label(stress, (1, 3, 3), dtype, "stress", name)
+    if periodic.all():
+        _reduce_cell(data, box, positions, periodic)  # from the float64 input: exact lattice translations
     check_structure(data, cutoff=cutoff, min_distance=min_distance)
     if cutoff is not None:
         data = NeighborList(cutoff)(data)
@@ -197,9 +273,17 @@ def from_ase(atoms: Any, *, cutoff: float | None = None, name: str | None = None
     """Convert ``ase.Atoms``; takes energy, forces and stress the attached calculator already holds.
 
     Results are read from ``atoms.calc.results`` (e.g. a file's single-point values); nothing
-    is computed, so an attached but unused calculator contributes no labels.
+    is computed, so an attached but unused calculator contributes no labels. Atoms that ASE
+    read from a disordered CIF (``atoms.info["occupancy"]``) are refused.
     """
     name = name or str(atoms.info.get("name") or atoms.get_chemical_formula() or "atoms")
+    occupancies = atoms.info.get("occupancy")
+    if isinstance(occupancies, dict):
+        # ASE keeps one species per site of a disordered CIF and records the truth here, by kind
+        for kind, occupancy in occupancies.items():
+            problem = site_problem(dict(occupancy)) if isinstance(occupancy, dict) else None
+            if problem is not None:
+                raise _disorder_error(name, f"site kind {kind}", problem)
     results = dict(getattr(atoms.calc, "results", {}) or {}) if atoms.calc is not None else {}
     return from_positions(
         atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, cutoff=cutoff, name=name,
@@ -218,12 +302,14 @@ def from_pymatgen(structure_or_molecule: Any, *, cutoff: float | None = None, na
     name = name or obj.formula.replace(" ", "")
     numbers = []
     for k, site in enumerate(obj):
-        if not site.is_ordered:
-            raise DataError(f"structure {name!r}: site {k} is disordered ({site.species}); "
-                            "partial occupancies are not supported")
-        if isinstance(site.specie, DummySpecies):
-            raise DataError(f"structure {name!r}: unknown element {site.specie.symbol!r} at atom {k}")
-        numbers.append(site.specie.Z)
+        occupancy = {str(species): float(amount) for species, amount in site.species.items()}
+        problem = site_problem(occupancy)
+        if problem is not None:
+            raise _disorder_error(name, f"site {k}", problem)
+        species = next(iter(site.species))  # the one species, also at an occupancy of 0.9999
+        if isinstance(species, DummySpecies):
+            raise DataError(f"structure {name!r}: unknown element {species.symbol!r} at atom {k}")
+        numbers.append(species.Z)
     if isinstance(obj, Structure):
         return from_positions(numbers, obj.cart_coords, obj.lattice.matrix, obj.lattice.pbc,
                               cutoff=cutoff, name=name, min_distance=min_distance)
@@ -276,17 +362,88 @@ def _frame_numbers(index: int | str | slice, count: int) -> list[int]:
     return list(range(count))  # negative slices: the total is unknown without reading it all
 
 
+# CIF keys naming a space group by symbol or number; pymatgen reads a file as P1 when it knows
+# none of them and the file lists no symmetry operations.
+_GROUP_KEYS = ("space_group_name", "int_tables_number", "space_group_it_number")
+_P1_NAMES = {"p1", "1", "?", ".", ""}
+
+
+def _unknown_group(path: Path) -> str | None:
+    """The space group a CIF names that is not P1, if any (called when pymatgen fell back to P1)."""
+    from pymatgen.io.cif import CifFile
+
+    for block in CifFile.from_file(str(path)).data.values():
+        for key, value in block.data.items():
+            if any(part in key.lower() for part in _GROUP_KEYS):
+                text = value[0] if isinstance(value, list) and value else value
+                if "".join(str(text).split()).lower() not in _P1_NAMES:
+                    return str(text).strip()
+    return None
+
+
+def read_cif(path: str | Path) -> list[Any]:
+    """Every structure of a CIF file as pymatgen ``Structure`` s, in the cell the file gives.
+
+    pymatgen reads settings and dialects that ASE's CIF reader rejects (``P 1 21/n 1``,
+    ``F d 3``, loops ASE calls unexpected), and it keeps partial occupancies, which the
+    adapters then refuse instead of silently keeping one species per site. A file that
+    names a space group pymatgen cannot expand, and lists no symmetry operations, is refused
+    rather than read as P1 with atoms missing.
+    """
+    import warnings
+
+    from pymatgen.io.cif import CifParser
+
+    path = Path(path)
+    parser = None
+    with warnings.catch_warnings(record=True) as caught:  # pymatgen warns per file; reasons go in errors
+        warnings.simplefilter("always")
+        try:
+            parser = CifParser(str(path))
+            structures = parser.parse_structures(primitive=False)
+        except Exception as exc:  # pymatgen raises ValueError, KeyError, IndexError, ... on bad files
+            notes = list(getattr(parser, "warnings", None) or []) or [str(w.message) for w in caught]
+            detail = " ".join(" ".join(notes).split())[:300]
+            reason = describe_read_error(exc) + (f" ({detail})" if detail else "")
+            raise DataError(f"cannot read structures from '{path}': {reason}") from exc
+    if any("Defaulting to P1" in str(w.message) for w in caught):
+        group = _unknown_group(path)
+        if group is not None:
+            raise DataError(f"cannot read structures from '{path}': space group {group!r} is unknown to pymatgen "
+                            "and the file lists no symmetry operations (_symmetry_equiv_pos_as_xyz), so "
+                            "atoms would be missing")
+    return structures
+
+
+def is_cif(path: Path, format: str | None = None) -> bool:
+    """Whether ``path`` is read as a CIF (``format="cif"``, or a ``.cif`` name without a format)."""
+    return (format or "").lower() == "cif" or (format is None and path.suffix.lower() == ".cif")
+
+
 def read_structures(path: str | Path, index: int | str | slice = ":", *, format: str | None = None,
                     cutoff: float | None = None, min_distance: float = 0.5) -> list[AtomisticData]:
-    """Read CIF, POSCAR/CONTCAR, extxyz or XYZ (anything ``ase.io.read`` reads) into checked structures.
+    """Read CIF, POSCAR/CONTCAR, extxyz or XYZ into checked structures.
 
-    Each structure is named ``"<file name>[<frame>]"``; labels come from the file when present.
+    CIF files are read with pymatgen (:func:`read_cif`), the rest with ``ase.io.read``. Each
+    structure is named ``"<file name>[<frame>]"``; labels come from the file when present.
     """
     import ase.io
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such structure file: '{path}'")
+    if is_cif(path, format):
+        from ase.io.formats import string2index
+
+        structures = read_cif(path)
+        selector = string2index(index) if isinstance(index, str) else index
+        numbers = range(len(structures))
+        try:
+            chosen = [numbers[selector]] if isinstance(selector, int) else list(numbers[selector])
+        except IndexError:
+            raise DataError(f"'{path}' holds {len(structures)} structures; there is none at index {index!r}") from None
+        return [from_pymatgen(structures[k], cutoff=cutoff, name=f"{path.name}[{k}]", min_distance=min_distance)
+                for k in chosen]
     try:
         if format is None and path.name.lower().endswith(".extxyz"):
             format = "extxyz"  # ASE does not recognise this extension by itself

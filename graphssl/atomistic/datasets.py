@@ -26,7 +26,8 @@ from graphssl.data.tasks import select_tasks
 from graphssl.nn.features import FeatureSpec
 
 # Part of every cache key: bump it when the stored graph changes meaning (fields, names, units).
-ATOMISTIC_FORMAT_VERSION = "atomistic-graph/1"
+# 2: edges at exactly the cutoff are kept, skewed cells are stored reduced, CIFs read with pymatgen.
+ATOMISTIC_FORMAT_VERSION = "atomistic-graph/2"
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Output heads on geometric backbones: energy (and forces, stress by autograd), per-atom
-vectors (coordinate noise), and a per-graph embedding (SCD's condition).
+vectors (coordinate noise), and a per-graph embedding (SCD's condition, a mean over atoms).
 
 Forces and stress follow the usual conventions (ASE, MACE): ``forces = -dE/dpos`` and
 ``stress = (1/V) dE/d(strain)`` in eV/A^3, where the strain ``eps`` acts on rows as
@@ -176,17 +176,27 @@ class VectorHead(nn.Module):
 
 
 class GraphEmbedding(nn.Module):
-    """Sum-pooled atom features through an MLP: one vector per structure ``[B, out]``.
+    """Pooled atom features through an MLP: one vector per structure ``[B, out]``.
 
     SCD embeds the clean structure with it and feeds the result to every layer of the
     denoising pass as the condition (``out`` defaults to ``hidden`` to match AdaptiveNorm).
+    ``reduce="mean"`` (the default) makes the embedding size-intensive: a supercell of a
+    crystal gets exactly the condition of its unit cell. A sum grows with the number of
+    atoms, so the modulation it sets grows with the cell until the loss of a crystal of a few
+    hundred atoms diverges; use ``"sum"`` only for inputs of one size.
     """
 
-    def __init__(self, hidden: int, out_channels: int | None = None) -> None:
+    def __init__(self, hidden: int, out_channels: int | None = None, reduce: str = "mean") -> None:
         super().__init__()
+        if reduce not in ("mean", "sum"):
+            raise ConfigError(f"GraphEmbedding reduce must be 'mean' or 'sum', got {reduce!r}")
         out = out_channels or hidden
+        self.reduce = reduce
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, out))
 
     def forward(self, s: Tensor, data: Data) -> Tensor:
         index, num_graphs = _atom_graph_index(data)
-        return self.mlp(scatter(s, index, dim=0, dim_size=num_graphs, reduce="sum"))
+        return self.mlp(scatter(s, index, dim=0, dim_size=num_graphs, reduce=self.reduce))
+
+    def extra_repr(self) -> str:
+        return f"reduce={self.reduce}"

@@ -174,11 +174,30 @@ def _unlabelled_files(name: str, files: list[Path], identity: list, config: Data
     return Source(name, records, [], None, None, json.dumps(identity), total=len(files))
 
 
+def _outside(file_name: str) -> bool:
+    """Whether a label file's id leaves the structure folder: an absolute path or a ``..`` step.
+
+    Judged on the text, so a file the folder's owner linked into the folder is still read
+    (its target's size and time are in the cache key all the same).
+    """
+    path = Path(file_name)
+    return path.is_absolute() or bool(path.anchor) or ".." in path.parts
+
+
+def _file_stamp(path: Path) -> list:
+    """What the cache key records of one structure file: its size and modification time."""
+    try:
+        stat = path.stat()  # follows links: the content that is read
+    except OSError:
+        return [None, None]
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def _folder_source(folder: Path, config: DataConfig) -> Source:
-    listing = sorted(p for p in folder.iterdir() if p.is_file())
-    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in listing]
     offset, stop = config.offset, _stop(config)
     if not config.label_file:
+        listing = sorted(p for p in folder.iterdir() if p.is_file())
+        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in listing]
         files = [p for p in listing if structure_format(p)]
         if not files:
             raise DataError(f"folder '{folder}' holds no CIF/POSCAR file (*.cif, *.vasp, *.poscar, POSCAR*, CONTCAR*)")
@@ -206,20 +225,27 @@ def _folder_source(folder: Path, config: DataConfig) -> Source:
         check_choice(config.task_type, TASK_TYPES, "data.task_type")
     task_type = config.task_type or "regression"
     frame = frame.iloc[offset:stop]
+    rows = [(k, str(row[config.id_column]).strip(), row)
+            for k, row in enumerate(frame.to_dict("records"), start=offset)]
+    # The cache key holds every named file's size and time (sub-folders included), so editing a
+    # structure file rebuilds the set; ids that leave the folder are never read, so not stamped.
+    stamps = [[name, *_file_stamp(folder / name)] for _, name, _ in rows if name and not _outside(name)]
 
     def records() -> Iterator[StructureRecord]:
-        for k, row in enumerate(frame.to_dict("records"), start=offset):
-            file_name = str(row[config.id_column]).strip()
+        for k, file_name, row in rows:
             labels, error = parse_labels(row, label_columns)
             path = folder / file_name
             if error is None and not file_name:
                 error = f"empty {config.id_column!r} cell in row {k} of '{label_path.name}'"
+            elif error is None and _outside(file_name):
+                error = (f"{config.id_column!r} in row {k} of '{label_path.name}' is {file_name!r}, a path outside "
+                         f"the folder '{folder}'; name files inside it (e.g. 'x.cif' or 'sub/x.cif')")
             elif error is None and not path.is_file():
                 error = f"file {file_name!r} named in '{label_path.name}' is not in the folder '{folder}'"
-            yield StructureRecord(k, file_name, partial(_file_build, path, structure_format(path), file_name),
-                                  labels, error)
+            build = None if error is not None else partial(_file_build, path, structure_format(path), file_name)
+            yield StructureRecord(k, file_name, build, labels, error)
 
-    identity = json.dumps([str(folder.resolve()), stats, file_identity(label_path), config.id_column,
+    identity = json.dumps([str(folder.resolve()), stamps, file_identity(label_path), config.id_column,
                            label_columns, config.limit, *_window_key(offset)])
     return Source(folder.name, records(), label_columns, task_type,
                   "mae" if task_type == "regression" else "roc_auc", identity, total=len(frame))

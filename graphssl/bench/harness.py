@@ -1,42 +1,89 @@
-"""Run a benchmark from one config: methods x tasks x seeds x label fractions.
+"""Run a benchmark from one config: methods x tasks x splits x label settings x seeds.
 
-Each pretraining method is pretrained once; every (task, label fraction, seed) is then
-fine-tuned from each method's encoder and from scratch with the same backbone, budget,
-split and seed. Scores are test scores at the best validation epoch.
+Each pretraining method is pretrained once; every (task, split, label setting, seed) is then
+fine-tuned from each method's encoder and from scratch with the same backbone, budget, split
+and seed, and the classical baselines (``ecfp-rf``, ``rdkit-rf``) are fitted on the same split
+and label subset with the same seed. Scores are test scores at the best validation epoch (grid
+point, for the baselines).
+
+A task in ``benchmark.tasks`` is a data set name or a mapping of ``data:`` options plus these
+harness options:
+
+- ``label``: its name in the tables (default: the data set's name, with the selected
+  ``label_columns`` of a registered data set appended, e.g. ``qm9:gap``);
+- ``splits``: the splits to run, each a split name (seed ``finetune.split_seed``) or a mapping
+  ``{name: balanced_scaffold, seeds: [0, 1, 2]}``; ``seeds: finetune`` gives each fine-tuning
+  seed its own split (split seed = fine-tuning seed). Default: ``finetune.split`` alone;
+- ``label_counts``: numbers of labelled training items (drawn from the training split with the
+  run's seed, as ``label_fraction`` is) to run instead of ``benchmark.label_fractions``;
+- ``tie_tolerance``: the difference, in the metric's units, within which a paired comparison
+  counts as a tie (default 0: only equal scores tie).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from graphssl.bench.report import markdown_table, paired_table, plot_results
-from graphssl.core.config import ObjectiveConfig, RunConfig, data_config, save_config
+import numpy as np
+
+from graphssl.bench import baselines
+from graphssl.bench.report import markdown_table, paired_table, plot_paired, plot_results
+from graphssl.core.config import (
+    BENCHMARK_TASK_OPTIONS,
+    DataConfig,
+    ObjectiveConfig,
+    RunConfig,
+    benchmark_task_data,
+    save_config,
+)
 from graphssl.core.errors import ConfigError
-from graphssl.data.dataset import load_dataset
-from graphssl.data.splits import make_split
+from graphssl.data.dataset import domain_of, load_dataset
+from graphssl.data.splits import SPLITS, Split, make_split, subsample_fraction
 from graphssl.engine.finetune import SELECTION_RULE, finetune
 from graphssl.engine.pretrain import pretrain
-from graphssl.engine.runtime import library_versions, machine_description, set_threads
+from graphssl.engine.runtime import library_versions, machine_description, prepare_cache, set_threads
 from graphssl.objectives.registry import OBJECTIVES
+from graphssl import zoo
+
+BASELINE = "scratch"  # what paired differences are taken against
 
 
 @dataclasses.dataclass
 class Method:
     label: str
-    objective: str | None  # None: trained from scratch
+    objective: str | None  # None: trained from scratch (or a classical baseline)
     options: dict[str, Any]
+    baseline: str | None = None  # "ecfp-rf" / "rdkit-rf": a random forest instead of a network
+    checkpoint: str | None = None  # "zoo:NAME": fine-tuned from a shipped encoder, nothing pretrained here
+
+
+@dataclasses.dataclass
+class SplitSpec:
+    name: str
+    seeds: list[int] | None  # None: the fine-tuning seed is the split seed
+
+
+@dataclasses.dataclass
+class TaskSpec:
+    label: str | None  # None: the data set's name, known once it is loaded (files)
+    data: DataConfig
+    splits: list[SplitSpec]
+    label_counts: list[int] | None = None
+    tie_tolerance: float = 0.0
 
 
 def parse_methods(specs: list[Any]) -> list[Method]:
     """Methods are names (``graphmae``) or mappings (``{name: graphmae, label: g50, mask_rate: 0.5}``)."""
     methods = []
-    for spec in specs:
+    for i, spec in enumerate(specs):
         if isinstance(spec, str):
             spec = {"name": spec}
         if not isinstance(spec, dict) or "name" not in spec:
@@ -48,37 +95,172 @@ def parse_methods(specs: list[Any]) -> list[Method]:
             if spec:
                 raise ConfigError(f"method 'scratch' takes no options, got {sorted(spec)}")
             methods.append(Method(label, None, {}))
+        elif name in baselines.BASELINES:
+            methods.append(Method(label, None, baselines.check_options(name, spec, f"benchmark.methods[{i}]"),
+                                  baseline=name))
+        elif zoo.is_zoo_name(name):
+            if spec:
+                raise ConfigError(f"method '{name}' (a zoo entry) takes no options besides 'label', got {sorted(spec)}")
+            zoo.card(name)  # an unknown entry fails here, before any work
+            methods.append(Method(label, None, {}, checkpoint=name))
         elif name in OBJECTIVES:
             methods.append(Method(label, name, spec))
         else:
-            raise ConfigError(f"unknown method '{name}'. Choose scratch or one of: {', '.join(sorted(OBJECTIVES))}")
+            raise ConfigError(f"unknown method '{name}'. Choose scratch, {', '.join(baselines.BASELINES)}, zoo:NAME "
+                              f"(`graphssl zoo list`) or one of: {', '.join(sorted(OBJECTIVES))}")
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"benchmark method labels must be unique, got {labels}; add 'label:' to tell them apart")
     return methods
 
 
+def _int_list(value: Any, where: str, minimum: int) -> list[int]:
+    values = value if isinstance(value, list) else [value]
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
+        raise ConfigError(f"option '{where}' must be a non-empty list of integers >= {minimum}, got {value!r}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"option '{where}' lists a value twice: {value!r}")
+    return list(values)
+
+
+def _parse_split(spec: Any, where: str, default_seed: int) -> SplitSpec:
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ConfigError(f"'{where}' must be a split name or a mapping with 'name' (and 'seeds'), got {spec!r}")
+    unknown = sorted(set(spec) - {"name", "seeds"})
+    if unknown:
+        raise ConfigError(f"'{where}' has unknown option(s) {unknown}; a split takes 'name' and 'seeds'")
+    name = str(spec["name"])
+    try:
+        SPLITS.get(name)
+    except ConfigError as exc:  # name the option, keep the registry's close matches
+        raise ConfigError(f"option '{where}.name': {exc}") from None
+    seeds = spec.get("seeds", [default_seed])
+    if seeds == "finetune":
+        return SplitSpec(name, None)
+    return SplitSpec(name, _int_list(seeds, f"{where}.seeds", 0))
+
+
+def _default_label(data: DataConfig) -> str | None:
+    if not data.name:
+        return None
+    return f"{data.name}:{'+'.join(data.label_columns)}" if data.label_columns else data.name
+
+
+def parse_tasks(specs: list[Any], finetune_config: Any) -> list[TaskSpec]:
+    """The tasks of ``benchmark.tasks``: ``data:`` options plus the harness options of the
+    module docstring (``label``, ``splits``, ``label_counts``, ``tie_tolerance``)."""
+    tasks = []
+    for i, spec in enumerate(specs):
+        where = f"benchmark.tasks[{i}]"
+        options = {k: spec[k] for k in BENCHMARK_TASK_OPTIONS if k in spec} if isinstance(spec, dict) else {}
+        data = benchmark_task_data(spec, where)  # a name, a mapping or a DataConfig; anything else fails
+        label, split_specs = options.get("label"), options.get("splits")
+        counts, tolerance = options.get("label_counts"), options.get("tie_tolerance", 0.0)
+        if split_specs is None:
+            splits = [SplitSpec(finetune_config.split, [finetune_config.split_seed])]
+        else:
+            if not isinstance(split_specs, list) or not split_specs:
+                raise ConfigError(f"option '{where}.splits' must be a non-empty list, got {split_specs!r}")
+            splits = [_parse_split(s, f"{where}.splits[{k}]", finetune_config.split_seed)
+                      for k, s in enumerate(split_specs)]
+            names = [s.name for s in splits]
+            if len(set(names)) != len(names):
+                raise ConfigError(f"option '{where}.splits' names a split twice: {names}; list its seeds instead")
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (0 <= tolerance < float("inf")):
+            raise ConfigError(f"option '{where}.tie_tolerance' must be a number >= 0, got {tolerance!r}")
+        tasks.append(TaskSpec(str(label) if label is not None else _default_label(data), data, splits,
+                              None if counts is None else _int_list(counts, f"{where}.label_counts", 1),
+                              float(tolerance)))
+    _check_unique([t.label for t in tasks if t.label is not None])
+    return tasks
+
+
+def _check_unique(labels: list[str]) -> None:
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"benchmark task labels must be unique, got {labels}; add 'label:' to tell them apart")
+
+
+_SAME_ARCHITECTURE = ("backbone", "hidden", "num_layers", "norm", "jk", "options")
+
+
+def _check_zoo_methods(methods: list[Method], model: Any) -> None:
+    """A zoo entry is compared with scratch on the entry's own architecture, or not at all."""
+    for method in (m for m in methods if m.checkpoint):
+        entry = zoo.card(method.checkpoint)["model"]
+        differ = [k for k in _SAME_ARCHITECTURE if entry.get(k) != getattr(model, k)]
+        if differ:
+            want = ", ".join(f"model.{k}={entry.get(k)!r}" for k in differ)
+            raise ConfigError(f"method '{method.label}' fine-tunes {method.checkpoint}, whose encoder differs from "
+                              f"model: in {', '.join(differ)}; set {want} so that scratch trains the same backbone")
+
+
+def _check_baseline_tasks(methods: list[Method], tasks: list[TaskSpec]) -> None:
+    """Fail before any pretraining when a baseline is asked on a task without molecules."""
+    for method in (m for m in methods if m.baseline):
+        for task in tasks:
+            domain = domain_of(task.data)
+            if domain != "molecule":
+                raise ConfigError(f"method '{method.label}' ({method.baseline}) works on molecules only; task "
+                                  f"'{task.label or task.data.path}' is {domain} data: remove the method or the task from benchmark")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text)
+
+
 def _write(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     (out / "results.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
 
 
-def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], config: RunConfig) -> str:
+def _split_text(task: TaskSpec) -> str:
+    parts = []
+    for s in task.splits:
+        word = "test fold" if s.name == "matbench" else "split seed"  # matbench's split seed picks the fold
+        seeds = f"{word} = fine-tuning seed" if s.seeds is None else (
+            f"{word} {s.seeds[0]}" if len(s.seeds) == 1 else f"{word}s {s.seeds}")
+        parts.append(f"{s.name} ({seeds}{' of 5' if s.name == 'matbench' else ''})")
+    labels = (f"; {', '.join(f'{c:,}' for c in task.label_counts)} labelled training items"
+              if task.label_counts else "")
+    return f"`{task.label}`: " + ", ".join(parts) + labels
+
+
+def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], config: RunConfig, tasks: list[TaskSpec],
+              methods: list[Method]) -> str:
     ft, model = config.finetune, config.model
     pre = meta["pretraining"]
+    tolerances = {t.label: t.tie_tolerance for t in tasks}
+    paired = paired_table(rows, BASELINE, tolerances)
     lines = [
         f"# Benchmark results ({config.benchmark.tier} tier)",
         "",
-        f"Scores: {SELECTION_RULE}; mean ± std over fine-tuning seeds {config.benchmark.seeds}.",
+        f"Scores: {SELECTION_RULE} (for the random forests: at the grid point with the best validation score); "
+        f"mean ± sample standard deviation (ddof = 1) over fine-tuning seeds {config.benchmark.seeds} and, where a "
+        "task runs several, splits.",
         "",
         markdown_table(rows),
         "",
-        *([paired_table(rows), ""] if paired_table(rows) else []),
-        f"- Backbone: {model.backbone}, {model.num_layers} layers, hidden {model.hidden}, {model.pooling} pooling "
-        "(identical for every method).",
-        f"- Fine-tuning: {ft.epochs} epochs, batch {ft.batch_size}, Adam lr {ft.lr}, dropout {ft.dropout}, "
-        f"{ft.mode} fine-tuning, " + (f"Matbench fold {ft.split_seed} (of 5) as test set." if ft.split == "matbench"
-                                       else f"{ft.split} split {ft.split_fractions}."),
+        *([paired, ""] if paired else []),
+        *(["Plot of the paired differences: `paired.png`.", ""] if meta.get("paired_plot") else []),
     ]
+    if any(m.baseline is None for m in methods):
+        lines += [
+            f"- Backbone: {model.backbone}, {model.num_layers} layers, hidden {model.hidden}, {model.pooling} pooling "
+            "(identical for every network).",
+            f"- Fine-tuning: {ft.epochs} epochs, batch {ft.batch_size}, Adam lr {ft.lr}, dropout {ft.dropout}, "
+            f"{ft.mode} fine-tuning.",
+        ]
+    lines.append(f"- Splits (fractions {ft.split_fractions}): " + "; ".join(_split_text(t) for t in tasks) + ".")
+    for method in methods:
+        if method.baseline:
+            lines.append(f"- `{method.label}`: {baselines.describe(method.baseline, method.options)}; same splits, "
+                         "label subsets and seeds as the networks (the seed seeds the forest).")
+    for label, info in meta.get("zoo", {}).items():
+        lines.append(f"- `{label}`: zoo entry `{info['entry']}` ({info['objective']} on {info['data'].get('name')}, "
+                     f"{info['data'].get('records')} records, {info['graph_passes']:,} graph passes, "
+                     f"{info['wall_time_s'] / 3600:.1f} h of pretraining; card: `graphssl zoo show {info['entry']}`), "
+                     "nothing pretrained in this run.")
     for label, info in pre.items():
         lines.append(
             f"- Pretraining `{label}`: {info['objective']} {info['options'] or ''} on {info['data']} "
@@ -87,6 +269,18 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], config: RunConfi
         )
     for name, report in meta["data_reports"].items():
         lines.append(f"- Data `{name}`: read {report['read']}, kept {report['kept']}, skipped {report['skipped']}.")
+    for task, info in meta.get("features", {}).items():
+        for method, f in info.items():
+            when = f"in {f['seconds']:.1f} s" if f["seconds"] else "(reused from an earlier task)"
+            lines.append(f"- Features of `{method}` for `{task}`: {f['molecules']:,} molecules x {f['columns']:,} "
+                         f"columns {when}, {f['missing']:,} missing values.")
+    seconds: dict[str, list[float]] = {}
+    for r in rows:
+        seconds.setdefault(f"{r['method']} on {r['task']}", []).append(r["seconds"])
+    if any(m.baseline for m in methods):
+        lines.append("- Wall time per run, mean over runs (networks: fine-tuning; forests: fitting every grid point, "
+                     "selecting and scoring, features not included): " + ", ".join(
+            f"{k} {np.mean(v):.1f} s" for k, v in seconds.items()) + ".")
     lines += [
         f"- Command: `{meta['command']}`",
         f"- Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, {meta['machine']['memory']}, "
@@ -97,18 +291,61 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], config: RunConfi
     return "\n".join(lines) + "\n"
 
 
+def _label_settings(task: TaskSpec, fractions: list[float]) -> list[tuple[str, float]]:
+    if task.label_counts:
+        return [("count", c) for c in task.label_counts]
+    return [("fraction", f) for f in fractions]
+
+
+def _fraction_for(task: TaskSpec, setting: tuple[str, float], split: Split, split_name: str) -> float:
+    """The label fraction that draws ``setting``'s labelled items from the training split:
+    ``round((count / n) * n)`` is ``count``, so a count is drawn exactly."""
+    kind, value = setting
+    if kind == "fraction":
+        return float(value)
+    n = len(split.train)
+    if value > n:
+        raise ConfigError(f"task '{task.label}': label_counts asks for {int(value):,} labelled items but the "
+                          f"{split_name} split has {n:,} training items")
+    return value / n
+
+
+def _run_baseline(method: Method, dataset: Any, split: Split, fraction: float, seed: int, threads: int | None,
+                  meta: dict[str, Any], task_label: str) -> baselines.BaselineResult:
+    # threads unset: every core, as torch and the forests (n_jobs=-1) then use
+    processes = threads or os.cpu_count() or 1
+    matrix, seconds = baselines.features(method.baseline, method.options, dataset.smiles, processes=processes)
+    info = meta["features"].setdefault(task_label, {})
+    if method.label not in info:
+        # seconds 0: the matrix of an earlier task on the same molecules was reused
+        info[method.label] = {"molecules": int(matrix.shape[0]), "columns": int(matrix.shape[1]),
+                              "seconds": seconds,
+                              "missing": int(np.isnan(matrix).sum()) if matrix.dtype.kind == "f" else 0}
+    # the same label subset as the fine-tuning loop draws for this seed
+    train = subsample_fraction(split.train, fraction, seed=seed)
+    labels = dataset.labels.numpy() if hasattr(dataset.labels, "numpy") else np.asarray(dataset.labels)
+    return baselines.fit_forests(matrix, labels, train, split.valid, split.test, dataset.task_type, dataset.metric,
+                                 method.options, seed=seed, n_jobs=threads if threads is not None else -1)
+
+
 def run_benchmark(config: RunConfig, command: str | None = None) -> Path:
-    """Run the benchmark in ``config.benchmark``; write results.json, results.md and
-    results.png into ``config.output_dir`` and return that folder."""
+    """Run the benchmark in ``config.benchmark``; write results.json, results.md, results.png and
+    (with scratch and another method) paired.png into ``config.output_dir``; return that folder."""
     t0 = time.perf_counter()
     set_threads(config.threads)
     bench = config.benchmark
     methods = parse_methods(bench.methods)
-    tasks = [data_config(t, "benchmark.tasks") for t in bench.tasks]
+    tasks = parse_tasks(bench.tasks, config.finetune)
     if not tasks:
         raise ConfigError("benchmark.tasks is empty: list at least one labelled data set")
     if not bench.seeds:
         raise ConfigError("benchmark.seeds is empty")
+    _check_baseline_tasks(methods, tasks)
+    _check_zoo_methods(methods, config.model)
+    if any(m.objective == "descriptors" for m in methods) and not config.data.descriptors:
+        raise ConfigError("method 'descriptors' regresses descriptors of the pretraining molecules: set "
+                          "data.descriptors (fast or all) so that they are computed with the graphs")
+    cache = prepare_cache(config)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
@@ -118,18 +355,26 @@ def run_benchmark(config: RunConfig, command: str | None = None) -> Path:
         "versions": library_versions(),
         "selection": SELECTION_RULE,
         "pretraining": {},
+        "zoo": {},
         "data_reports": {},
+        "features": {},
         "wall_seconds": 0.0,
     }
 
     checkpoints: dict[str, Path | None] = {}
     pretrain_set = None
     for method in methods:
+        if method.checkpoint:
+            card = zoo.card(method.checkpoint)
+            budget = card.get("pretrain", {})
+            meta["zoo"][method.label] = {"entry": card["name"], "objective": card["objective"]["name"],
+                                         "data": card.get("data", {}), "graph_passes": budget.get("graph_passes"),
+                                         "wall_time_s": budget.get("wall_time_s"), "sha256": card["weights"]["sha256"]}
         if method.objective is None:
-            checkpoints[method.label] = None
+            checkpoints[method.label] = method.checkpoint
             continue
         if pretrain_set is None:
-            pretrain_set = load_dataset(config.data, config.cache_dir, progress=config.progress)
+            pretrain_set = load_dataset(config.data, cache, progress=config.progress)
             # keyed by role too: a corpus and a task may share a name (matbench-dielectric) yet differ
             meta["data_reports"][f"{pretrain_set.name} (pretraining)"] = _report(pretrain_set)
         cfg = dataclasses.replace(config, output_dir=str(out / "pretrain" / method.label),
@@ -148,37 +393,72 @@ def run_benchmark(config: RunConfig, command: str | None = None) -> Path:
 
     rows: list[dict[str, Any]] = []
     for task in tasks:
-        dataset = load_dataset(task, config.cache_dir, progress=config.progress)
+        dataset = load_dataset(task.data, cache, progress=config.progress)
         meta["data_reports"][f"{dataset.name} (task)"] = _report(dataset)
-        split = make_split(dataset, config.finetune)
-        for fraction in bench.label_fractions:
-            for seed in bench.seeds:
-                for method in methods:
-                    ft = dataclasses.replace(config.finetune, task=task, seed=seed, label_fraction=fraction,
-                                             save_checkpoints=False)
-                    run_dir = out / "finetune" / dataset.name / f"frac{fraction:g}" / f"seed{seed}" / method.label
-                    cfg = dataclasses.replace(config, finetune=ft, output_dir=str(run_dir))
-                    result = finetune(cfg, checkpoint=checkpoints[method.label], dataset=dataset, split=split)
-                    rows.append({"method": method.label, "task": dataset.name, "label_fraction": fraction,
-                                 "seed": seed, "metric": result.metric, "valid": result.valid, "test": result.test,
-                                 "best_epoch": result.best_epoch, "train_size": result.train_size,
-                                 "seconds": result.seconds,
-                                 # secondary scores some tasks report (e.g. face accuracy next to mIoU)
-                                 **{k: v for k, v in result.to_dict().items()
-                                    if k.startswith(("valid_", "test_")) and isinstance(v, float)}})
-                    print(f"{dataset.name} frac={fraction:g} seed={seed} {method.label}: valid {result.valid:.4f} "
-                          f"test {result.test:.4f} (best epoch {result.best_epoch}, {result.seconds:.0f} s)")
-                    meta["wall_seconds"] = time.perf_counter() - t0
-                    _write(out, rows, meta)
+        if task.label is None:
+            task.label = dataset.name
+            _check_unique([t.label for t in tasks if t.label is not None])
+        for split_spec in task.splits:
+            # (split seed, fine-tuning seeds run on that split)
+            plan = ([(s, [s]) for s in bench.seeds] if split_spec.seeds is None
+                    else [(s, list(bench.seeds)) for s in split_spec.seeds])
+            for split_seed, seeds in plan:
+                split_cfg = dataclasses.replace(config.finetune, task=task.data, split=split_spec.name,
+                                                split_seed=split_seed)
+                split = make_split(dataset, split_cfg)
+                for setting in _label_settings(task, bench.label_fractions):
+                    fraction = _fraction_for(task, setting, split, split_spec.name)
+                    count = int(setting[1]) if setting[0] == "count" else None
+                    setting_dir = f"n{count}" if count is not None else f"frac{fraction:g}"
+                    for seed in seeds:
+                        for method in methods:
+                            row = _run_one(config, method, checkpoints, task, dataset, split, split_cfg, fraction,
+                                           seed, meta, out / "finetune" / _slug(task.label)
+                                           / f"{_slug(split_spec.name)}-{split_seed}" / setting_dir / f"seed{seed}"
+                                           / _slug(method.label))
+                            row.update({"split": split_spec.name, "split_seed": split_seed, "label_count": count})
+                            rows.append(row)
+                            print(f"{task.label} {split_spec.name}-{split_seed} "
+                                  f"{setting_dir} seed={seed} {method.label}: valid {row['valid']:.4f} "
+                                  f"test {row['test']:.4f} ({row['seconds']:.1f} s)")
+                            meta["wall_seconds"] = time.perf_counter() - t0
+                            _write(out, rows, meta)
 
     meta["wall_seconds"] = time.perf_counter() - t0
-    _write(out, rows, meta)
-    (out / "results.md").write_text(_markdown(rows, meta, config))
+    tolerances = {t.label: t.tie_tolerance for t in tasks}
+    meta["tie_tolerances"] = tolerances
     plot_results(rows, out / "results.png")
+    meta["paired_plot"] = plot_paired(rows, out / "paired.png", BASELINE, tolerances) is not None
+    _write(out, rows, meta)
+    text = _markdown(rows, meta, config, tasks, methods)
+    (out / "results.md").write_text(text)
     print()
-    print(_markdown(rows, meta, config))
-    print(f"results written to {out}/results.md, results.json and results.png")
+    print(text)
+    written = "results.md, results.json, results.png" + (" and paired.png" if meta["paired_plot"] else "")
+    print(f"results written to {out}/: {written}")
     return out
+
+
+def _run_one(config: RunConfig, method: Method, checkpoints: dict[str, Path | None], task: TaskSpec, dataset: Any,
+             split: Split, split_cfg: Any, fraction: float, seed: int, meta: dict[str, Any],
+             run_dir: Path) -> dict[str, Any]:
+    """One run (fine-tuning or a baseline fit) as a row of results.json."""
+    if method.baseline:
+        result = _run_baseline(method, dataset, split, fraction, seed, config.threads, meta, task.label)
+        return {"method": method.label, "task": task.label, "label_fraction": fraction, "seed": seed,
+                "metric": result.metric, "valid": result.valid, "test": result.test, "best_epoch": None,
+                "selected": result.selected, "train_size": result.train_size, "seconds": result.seconds}
+    ft = dataclasses.replace(split_cfg, seed=seed, label_fraction=fraction, save_checkpoints=False)
+    if getattr(ft, "pretrained", None) is not None:
+        # each method's encoder is passed explicitly; finetune.pretrained must not turn scratch into it
+        ft = dataclasses.replace(ft, pretrained=None)
+    cfg = dataclasses.replace(config, finetune=ft, output_dir=str(run_dir))
+    result = finetune(cfg, checkpoint=checkpoints[method.label], dataset=dataset, split=split)
+    return {"method": method.label, "task": task.label, "label_fraction": fraction, "seed": seed,
+            "metric": result.metric, "valid": result.valid, "test": result.test,
+            "best_epoch": result.best_epoch, "train_size": result.train_size, "seconds": result.seconds,
+            # secondary scores some tasks report (e.g. face accuracy next to mIoU)
+            **{k: v for k, v in result.to_dict().items() if k.startswith(("valid_", "test_")) and isinstance(v, float)}}
 
 
 def _report(dataset) -> dict[str, int]:

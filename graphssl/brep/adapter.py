@@ -37,7 +37,9 @@ Convexity at the edge midpoint, with outward normals ``n_src``, ``n_dst`` and ta
 ``t`` oriented as above: ``smooth`` if the normals differ by less than
 :data:`SMOOTH_ANGLE_DEG`, else ``convex`` when ``(n_src x n_dst) . t > 0``, else ``concave``.
 
-Also set: ``num_nodes`` and ``name`` (the file stem and solid number, or the argument).
+Also set: ``num_nodes`` and ``name`` (the file stem and solid number, or the argument); with
+``descriptors=True``, ``descriptors`` float [1, D] (whole-part values, see
+:mod:`graphssl.brep.descriptors`).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ from OCP.TopoDS import TopoDS_Face, TopoDS_Shape, TopoDS_Solid
 from torch_geometric.data import Data
 
 from graphssl.brep import _occ
+from graphssl.brep.descriptors import solid_descriptors
 from graphssl.core.errors import DataError
 
 __all__ = [
@@ -151,12 +154,12 @@ def read_step(path: str | os.PathLike) -> list[TopoDS_Solid]:
     return result
 
 
-def step_to_graphs(path: str | os.PathLike, *, grid: int = 10) -> list[Data]:
+def step_to_graphs(path: str | os.PathLike, *, grid: int = 10, descriptors: bool = False) -> list[Data]:
     """One graph per solid of a STEP file (see the module docstring for the fields)."""
     solids = read_step(path)
     stem = Path(path).stem
     names = [stem] if len(solids) == 1 else [f"{stem}#{i}" for i in range(len(solids))]
-    return [solid_to_data(s, grid=grid, name=n, source=str(path))
+    return [solid_to_data(s, grid=grid, name=n, source=str(path), descriptors=descriptors)
             for s, n in zip(solids, names)]
 
 
@@ -164,10 +167,11 @@ def step_to_graphs(path: str | os.PathLike, *, grid: int = 10) -> list[Data]:
 
 
 def solid_to_data(solid: TopoDS_Shape, *, grid: int = 10, name: str | None = None,
-                  source: str | None = None) -> Data:
+                  source: str | None = None, descriptors: bool = False) -> Data:
     """The face-adjacency graph of one solid (fields in the module docstring).
 
-    ``source`` only names the file in error messages.
+    ``source`` only names the file in error messages. ``descriptors`` adds the whole-part
+    descriptors of :mod:`graphssl.brep.descriptors` as ``descriptors``, float32 ``[1, D]``.
     """
     where = f"solid {name!r}" if name else "solid"
     if source:
@@ -192,7 +196,7 @@ def solid_to_data(solid: TopoDS_Shape, *, grid: int = 10, name: str | None = Non
     if not BRepCheck_Analyzer(solid).IsValid():
         raise DataError(f"{where} fails BRepCheck_Analyzer (invalid topology or geometry); "
                         "repair it (e.g. ShapeFix) before converting")
-    center, scale = _normaliser(solid, where)
+    center, scale, extents = _normaliser(solid, where)
     faces = [_occ.as_face(face_idx[i]) for i in range(n_faces)]
 
     surf_type = np.zeros(n_faces, dtype=np.int64)
@@ -243,6 +247,9 @@ def solid_to_data(solid: TopoDS_Shape, *, grid: int = 10, name: str | None = Non
         norm_scale=torch.tensor([scale], dtype=torch.float),
         num_nodes=n_faces,
     )
+    if descriptors:
+        values = solid_descriptors(solid, center, scale, extents, surf_type, area)
+        data.descriptors = torch.from_numpy(values).float().view(1, -1)
     if name is not None:
         data.name = name
     return data
@@ -251,7 +258,8 @@ def solid_to_data(solid: TopoDS_Shape, *, grid: int = 10, name: str | None = Non
 # ------------------------------------------------------------------------ internals
 
 
-def _normaliser(solid: TopoDS_Shape, where: str) -> tuple[np.ndarray, float]:
+def _normaliser(solid: TopoDS_Shape, where: str) -> tuple[np.ndarray, float, np.ndarray]:
+    """Centre and scale of the unit box, and the sides of the exact box (model units)."""
     box = Bnd_Box()
     # Exact box (not triangulation, no tolerance padding): the unit box must not depend
     # on whether the shape was meshed before.
@@ -265,7 +273,7 @@ def _normaliser(solid: TopoDS_Shape, where: str) -> tuple[np.ndarray, float]:
     if not side > 0:
         raise DataError(f"{where} has zero size")
     center = (lo + hi) / 2
-    return center, 1.0 / side
+    return center, 1.0 / side, hi - lo
 
 
 def _face_type_area(face: TopoDS_Face) -> tuple[int, float]:

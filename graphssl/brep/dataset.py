@@ -28,9 +28,10 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
+from graphssl.brep.descriptors import BREP_DESCRIPTORS, BREP_SET
 from graphssl.brep.encoders import brep_feature_spec
 from graphssl.core.config import DataConfig
-from graphssl.core.errors import DataError
+from graphssl.core.errors import ConfigError, DataError
 from graphssl.data.builder import Featurised, Recipe
 from graphssl.data.records import BuildReport, Source, rules_key
 from graphssl.data.store import GraphFields, TensorStore
@@ -46,9 +47,9 @@ BREP_FIELDS = GraphFields(
     kind="brep",
     node=("x", "face_area", "face_grid", "y"),  # y: long [F], one class per face, when labelled
     edge=("edge_attr", "edge_length", "edge_grid"),
-    graph=("norm_center", "norm_scale"),
+    graph=("norm_center", "norm_scale", "descriptors"),  # descriptors: [1, D], with data.descriptors
     strings=("name",),
-    optional=frozenset({"y"}),
+    optional=frozenset({"y", "descriptors"}),
     legacy={BREP_FORMAT_VERSION: "names"},
 )
 
@@ -136,10 +137,10 @@ def read_labels(path: Path) -> list[int]:
         raise DataError(f"labels file '{path.name}' holds {bad!r}, expected one integer class per line") from None
 
 
-def _graphs_of(path: Path, source: BRepSource, grid: int) -> list[Data]:
+def _graphs_of(path: Path, source: BRepSource, grid: int, descriptors: bool = False) -> list[Data]:
     from graphssl.brep.adapter import step_to_graphs  # OpenCascade: imported once parts are built
 
-    graphs = step_to_graphs(path, grid=grid)
+    graphs = step_to_graphs(path, grid=grid, descriptors=descriptors)
     if not source.labelled:
         return graphs
     label_path = path.with_suffix(".labels")
@@ -170,15 +171,20 @@ class BRepRecipe(Recipe):
         self.grid = grid
 
     def cache_entries(self, source: BRepSource, config: DataConfig) -> dict[str, Any]:
-        return {"format": BREP_FORMAT_VERSION, "source": source.identity, "grid": self.grid,
-                "on_error": config.on_error, "classes": source.class_names, **rules_key(config, source.labelled)}
+        entries = {"format": BREP_FORMAT_VERSION, "source": source.identity, "grid": self.grid,
+                   "on_error": config.on_error, "classes": source.class_names, **rules_key(config, source.labelled)}
+        if _wants_descriptors(config):  # absent otherwise, so caches built without them keep their key
+            entries["descriptors"] = {"set": BREP_SET, "names": list(BREP_DESCRIPTORS)}
+        return entries
 
     def featuriser(self, source: BRepSource, config: DataConfig) -> Callable[[StepRecord], Featurised]:
         from OCP.Standard import Standard_Failure  # the kernel raises its own failures on bad geometry
 
+        descriptors = _wants_descriptors(config)
+
         def featurise(record: StepRecord) -> Featurised:
             try:
-                return _graphs_of(record.path, source, self.grid), None
+                return _graphs_of(record.path, source, self.grid, descriptors), None
             except (DataError, Standard_Failure) as exc:
                 return [], str(exc)
 
@@ -196,6 +202,16 @@ class BRepRecipe(Recipe):
 
     def dataset(self, store: TensorStore, source: BRepSource, report: BuildReport, config: DataConfig) -> Any:
         return BRepDataset(store, source.name, source.class_names, report, self.grid)
+
+
+def _wants_descriptors(config: DataConfig) -> bool:
+    """Whether ``data.descriptors`` asks for the part descriptors (``brep``); another set fails."""
+    if config.descriptors is None:
+        return False
+    if config.descriptors != BREP_SET:
+        raise ConfigError(f"option 'data.descriptors' is {config.descriptors!r}, but CAD parts have one descriptor "
+                          f"set: {BREP_SET} (or empty for none)")
+    return True
 
 
 BREP_RECIPE = BRepRecipe()

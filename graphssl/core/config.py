@@ -9,6 +9,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
+import os
+import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,11 @@ from graphssl.core.errors import ConfigError
 
 ON_ERROR = ("raise", "skip")
 DUPLICATES = ("auto", "reject", "keep")
+TASK_TYPES = ("classification", "regression")  # what data.task_type may declare for a user's labels
+JUMPING_KNOWLEDGE = ("last", "cat", "max", "lstm")  # PyG's BasicGNN modes; empty means last
+# A config file or --set value whose anchors and aliases expand to more values than this is
+# refused: real configs hold a few hundred, and an alias bomb grows tenfold per level.
+MAX_CONFIG_VALUES = 100_000
 
 
 def opt(default: Any = dataclasses.MISSING, text: str = "", *, factory: Callable[[], Any] | None = None) -> Any:
@@ -36,6 +44,38 @@ def check_choice(value: Any, allowed: tuple[str, ...], option: str) -> None:
         close = difflib.get_close_matches(str(value), allowed, n=1) if isinstance(value, str) else []
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise ConfigError(f"option '{option}' must be one of {', '.join(allowed)}, got {value!r}.{hint}")
+
+
+def check_int(value: Any, option: str, minimum: int = 1, *, empty: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an integer >= ``minimum``.
+
+    ``empty`` (what an empty value means, e.g. "no limit") allows None.
+    """
+    if value is None and empty:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        need = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"an integer >= {minimum}")
+        alternative = f", or empty for {empty}" if empty else ""
+        raise ConfigError(f"option '{option}' must be {need}{alternative}; got {value!r}")
+
+
+def check_number(value: Any, option: str, low: float, high: float = math.inf, *, low_open: bool = False,
+                 high_open: bool = False, empty: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a finite number in the interval ``low``..``high``
+    (``low_open``/``high_open``: that end excluded). ``empty`` allows None, as in :func:`check_int`."""
+    if value is None and empty:
+        return
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        if high == math.inf:
+            need = "a positive number" if (low == 0 and low_open) else f"a number >= {low:g}" if not low_open \
+                else f"a number > {low:g}"
+        else:
+            need = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        alternative = f", or empty for {empty}" if empty else ""
+        raise ConfigError(f"option '{option}' must be {need}{alternative}; got {value!r}")
 
 
 @dataclass
@@ -74,6 +114,16 @@ class DataConfig:
         'record; empty: no limit')
     explicit_h: bool = opt(False, 'add hydrogens as nodes')
     conformer: bool = opt(False, 'add 3D positions (ETKDG, then MMFF where it applies)')
+    descriptors: str | None = opt(None,
+        'attach a per-graph descriptor vector (targets of objective descriptors): fast or all (RDKit 2D '
+        'descriptors of molecules), brep (solid properties of CAD parts); empty: none')
+    # Embedding time grows with the cube of the atom count (a 900-atom chain takes minutes, a
+    # 9,000-atom one hours) and RDKit's own timeout does not cover the set-up.
+    conformer_max_atoms: int | None = opt(500,
+        'with conformer: a molecule with more atoms (hydrogens included) gets no 3D conformer and is a bad '
+        'record; empty: no limit')
+    conformer_timeout: int | None = opt(60,
+        'with conformer: seconds of ETKDG embedding per molecule before it is a bad record; empty: no limit')
     # atomistic structures (crystals, 3D molecules)
     cutoff: float = opt(5.0, 'atomistic structures: neighbour-list cutoff radius in Angstrom')
     max_neighbors: int | None = opt(None, "atomistic structures: keep only each atom's nearest N neighbours")
@@ -91,6 +141,8 @@ class DataConfig:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ConfigError(f"option '{where}max_atoms' must be a positive integer, or empty for no limit; "
                               f"got {limit!r}")
+        if self.task_type is not None:  # checked here so the message names the section it was set in
+            check_choice(self.task_type, TASK_TYPES, f"{where}task_type")
 
     def rejects_duplicates(self, labelled: bool) -> bool:
         """Whether a duplicate record is a bad record in a data set that is (or is not) labelled."""
@@ -111,18 +163,35 @@ class ModelConfig:
     pooling: str = opt("mean", 'graph readout for fine-tuning: mean, sum, max')
     options: dict[str, Any] = opt(factory=dict, text='extra keyword arguments for the backbone (e.g. heads for gat)')
 
+    def check(self, where: str = "model.") -> None:
+        """Raise :class:`ConfigError` for a size, rate or mode out of range. Names that live in
+        registries (backbone, norm, pooling, options) are checked by the engine, which sees them."""
+        if not isinstance(self.backbone, str) or not self.backbone.strip():
+            raise ConfigError(f"option '{where}backbone' must name a backbone, got {self.backbone!r}")
+        check_int(self.hidden, f"{where}hidden")
+        check_int(self.num_layers, f"{where}num_layers")
+        check_number(self.dropout, f"{where}dropout", 0.0, 1.0, high_open=True)
+        if self.jk is not None:
+            check_choice(self.jk, JUMPING_KNOWLEDGE, f"{where}jk")
+
 
 @dataclass
 class ObjectiveConfig:
     """A pretraining objective by name; every other key goes to its constructor."""
 
     name: str = opt("graphmae",
-        'graphmae, attrmask, higmae (2D); denoise, scd (3D); other keys under objective: are its options')
+        'graphmae, attrmask, higmae, graphcl (2D); denoise, scd (3D); jepa (both); other keys under '
+        'objective: are its options')
     options: dict[str, Any] = opt(factory=dict,
         text='objective options, e.g. mask_rate, replace_rate, keep_rate, alpha (graphmae)')
 
     # Unknown keys are collected here and checked against the objective's signature.
     _extra_to = "options"
+
+    def check(self, where: str = "objective.") -> None:
+        """Raise :class:`ConfigError` for an empty name; the engine checks it against the registry."""
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError(f"option '{where}name' must name an objective, got {self.name!r}")
 
 
 @dataclass
@@ -132,7 +201,10 @@ class PretrainConfig:
     lr: float = opt(1e-3, 'Adam learning rate')
     weight_decay: float = opt(0.0, 'Adam weight decay')
     max_steps: int | None = opt(None, 'stop after this many optimiser steps (empty: run all epochs)')
-    resume: bool = opt(True, 'continue from output_dir/last.pt when it exists')
+    resume: bool | str = opt(True,
+        'continue from output_dir/last.pt when it exists (true); false: start over; force: continue even '
+        'though pretrain.batch_size, lr, weight_decay, accumulate or seed changed (the run then continues at '
+        'the same step number under the new settings; data, model and objective must still match)')
     num_workers: int = opt(0, 'DataLoader worker processes')
     accumulate: int = opt(1,
         'micro-batches per optimiser step in each process: the global batch (batch_size) is split into '
@@ -144,6 +216,25 @@ class PretrainConfig:
     checkpoint_every: int | None = opt(1000,
         'also write last.pt every this many optimiser steps, so a killed run loses at most that many '
         '(null: only at epoch ends); SIGTERM always writes one before stopping')
+    skip_nonfinite: int = opt(0,
+        'a step whose loss or gradients are NaN or infinite stops the run (the learning rate is usually too '
+        'high) and keeps the last good last.pt; N > 0: skip up to N such steps instead (no weight update; '
+        'counted as skipped_steps in the history)')
+
+    def check(self, where: str = "pretrain.") -> None:
+        """Raise :class:`ConfigError` for a value out of range, before any data is built."""
+        check_int(self.epochs, f"{where}epochs")
+        check_int(self.batch_size, f"{where}batch_size")
+        check_number(self.lr, f"{where}lr", 0.0, low_open=True)
+        check_number(self.weight_decay, f"{where}weight_decay", 0.0)
+        check_int(self.max_steps, f"{where}max_steps", empty="no limit")
+        if not (isinstance(self.resume, bool) or self.resume == "force"):
+            raise ConfigError(f"option '{where}resume' must be true, false or force; got {self.resume!r}")
+        check_int(self.num_workers, f"{where}num_workers", 0)
+        check_int(self.accumulate, f"{where}accumulate")
+        check_int(self.clean_batch_norm, f"{where}clean_batch_norm", 0, empty="keeping the statistics")
+        check_int(self.checkpoint_every, f"{where}checkpoint_every", 0, empty="epoch ends only")
+        check_int(self.skip_nonfinite, f"{where}skip_nonfinite", 0)
 
 
 @dataclass
@@ -155,10 +246,16 @@ class FinetuneConfig:
         'encoder to start from: an encoder.pt path or zoo:NAME (`graphssl zoo list`); --checkpoint overrides it; '
         'empty: train from scratch')
     split: str = opt("scaffold",
-        'scaffold (deterministic Bemis-Murcko, pretrain-gnns), random, or matbench (fold '
-        "finetune.split_seed of Matbench's 5-fold KFold, validation drawn from its training part)")
+        'scaffold (deterministic Bemis-Murcko, pretrain-gnns), balanced_scaffold (chemprop\'s, seeded by '
+        'finetune.split_seed), random, or matbench (fold '
+        "finetune.split_seed of Matbench's 5-fold KFold, validation drawn from its training part), or "
+        'column (the task file\'s own split column, finetune.split_column)')
     split_fractions: list[float] = opt(factory=lambda: [0.8, 0.1, 0.1], text='train, valid, test shares')
-    split_seed: int = opt(0, 'seed of the random split; the fold (0-4) of the matbench split')
+    split_seed: int = opt(0, 'seed of the random and balanced_scaffold splits; the fold (0-4) of the matbench split')
+    split_column: str = opt("split", 'split column: the column of the task file (CSV/TSV column, SDF '
+                                     'property) that assigns each record to train, valid or test')
+    split_values: list[str] = opt(factory=lambda: ["train", "valid", "test"],
+        text='split column: the values that mean train, valid and test (compared ignoring case)')
     label_fraction: float = opt(1.0, 'share of the training split whose labels are used (few-label curves)')
     mode: str = opt("full", 'full (train everything) or linear (frozen encoder, train the head)')
     epochs: int = opt(100, 'fine-tuning epochs; the test score is read at the best validation epoch')
@@ -185,16 +282,75 @@ class FinetuneConfig:
     noisy_nodes_weight: float = opt(0.0,
         'weight of the auxiliary noisy-nodes denoising loss (geometric backbones; SCD uses 0.1)')
     noisy_nodes_sigma: float = opt(0.005, 'noise of the noisy-nodes loss, Angstrom')
+    skip_nonfinite: int = opt(0,
+        'a batch whose loss or gradients are NaN or infinite stops the run (the learning rate is usually too '
+        'high) and keeps the last good last.pt; N > 0: skip up to N such batches instead (no weight update; '
+        'counted as skipped_steps in the history)')
+
+    def check(self, where: str = "finetune.") -> None:
+        """Raise :class:`ConfigError` for a value out of range, before any data is built. The
+        split, mode and pooling names live in registries and are checked by the engine."""
+        self.task.check(f"{where}task.")
+        fractions = self.split_fractions
+        if not isinstance(fractions, list) or len(fractions) != 3:
+            raise ConfigError(f"option '{where}split_fractions' must be three numbers (train, valid, test); "
+                              f"got {fractions!r}")
+        for i, share in enumerate(fractions):
+            check_number(share, f"{where}split_fractions[{i}]", 0.0, 1.0, low_open=True)
+        if abs(sum(fractions) - 1.0) > 1e-6:
+            raise ConfigError(f"option '{where}split_fractions' must sum to 1; got {fractions!r} "
+                              f"(sum {sum(fractions):g})")
+        check_int(self.split_seed, f"{where}split_seed", 0)
+        check_number(self.label_fraction, f"{where}label_fraction", 0.0, 1.0, low_open=True)
+        check_int(self.epochs, f"{where}epochs")
+        check_int(self.batch_size, f"{where}batch_size")
+        check_number(self.lr, f"{where}lr", 0.0, low_open=True)
+        check_number(self.encoder_lr, f"{where}encoder_lr", 0.0, low_open=True, empty="finetune.lr")
+        check_number(self.weight_decay, f"{where}weight_decay", 0.0)
+        check_number(self.dropout, f"{where}dropout", 0.0, 1.0, high_open=True)
+        check_int(self.head_hidden, f"{where}head_hidden", empty="a linear head")
+        for name in ("energy_weight", "force_weight", "stress_weight", "noisy_nodes_weight", "noisy_nodes_sigma"):
+            check_number(getattr(self, name), f"{where}{name}", 0.0)
+        check_int(self.seed, f"{where}seed", 0)
+        check_int(self.skip_nonfinite, f"{where}skip_nonfinite", 0)
 
 
 @dataclass
 class BenchmarkConfig:
     methods: list[Any] = opt(factory=lambda: ["scratch", "attrmask", "graphmae"],
         text='scratch and objectives by name, or mappings {name:, label:, <options>}')
-    tasks: list[Any] = opt(factory=list, text='labelled data sets (names or mappings like data:)')
+    tasks: list[Any] = opt(factory=list,
+        text='labelled data sets (names or mappings like data:), a mapping may add the harness options label, '
+        'splits, label_counts and tie_tolerance (graphssl.bench.harness)')
     seeds: list[int] = opt(factory=lambda: [0, 1, 2], text='fine-tuning seeds; every method sees the same seeds')
     label_fractions: list[float] = opt(factory=lambda: [1.0], text='label fractions of the training split to run')
     tier: str = opt("custom", 'a name for the report (quick, paper, ...)')
+
+    def check(self, where: str = "benchmark.") -> None:
+        """Raise :class:`ConfigError` for an empty list or a bad entry; method names are checked by
+        the benchmark harness, data set names by the engine."""
+        if not self.methods:
+            raise ConfigError(f"option '{where}methods' is empty: list scratch and/or objectives")
+        if not self.seeds:
+            raise ConfigError(f"option '{where}seeds' is empty: list at least one fine-tuning seed")
+        for i, seed in enumerate(self.seeds):
+            check_int(seed, f"{where}seeds[{i}]", 0)
+        for i, fraction in enumerate(self.label_fractions):
+            check_number(fraction, f"{where}label_fractions[{i}]", 0.0, 1.0, low_open=True)
+        for i, task in enumerate(self.tasks):
+            benchmark_task_data(task, f"{where}tasks[{i}]").check(f"{where}tasks[{i}].")
+
+
+# Per-task options of benchmark.tasks that belong to the harness, not to the data section; the
+# harness (graphssl.bench.harness.parse_tasks) checks their values.
+BENCHMARK_TASK_OPTIONS = ("label", "splits", "label_counts", "tie_tolerance")
+
+
+def benchmark_task_data(spec: Any, where: str = "benchmark.tasks") -> DataConfig:
+    """The data section of a ``benchmark.tasks`` entry: the entry without its harness options."""
+    if isinstance(spec, dict):
+        spec = {k: v for k, v in spec.items() if k not in BENCHMARK_TASK_OPTIONS}
+    return data_config(spec, where)
 
 
 @dataclass
@@ -212,6 +368,30 @@ class RunConfig:
     pretrain: PretrainConfig = opt(factory=PretrainConfig)
     finetune: FinetuneConfig = opt(factory=FinetuneConfig)
     benchmark: BenchmarkConfig = opt(factory=BenchmarkConfig)
+
+    def __post_init__(self) -> None:
+        # `~` in a folder is the user's home, as in a shell (YAML and --set values are not expanded)
+        if isinstance(self.output_dir, str) and self.output_dir.startswith("~"):
+            self.output_dir = os.path.expanduser(self.output_dir)
+        if isinstance(self.cache_dir, str) and self.cache_dir.startswith("~"):
+            self.cache_dir = os.path.expanduser(self.cache_dir)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for any value out of range, in every section. Registry names
+        (backbones, objectives, splits, data sets) are checked by ``graphssl.engine.runtime.validate``."""
+        for option in ("output_dir", "cache_dir"):
+            value = getattr(self, option)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"option '{option}' is empty: give a folder (an empty one would mean the "
+                                  "working folder)")
+        check_int(self.seed, "seed", 0)
+        check_int(self.threads, "threads", empty="torch's default")
+        self.data.check("data.")
+        self.model.check("model.")
+        self.objective.check("objective.")
+        self.pretrain.check("pretrain.")
+        self.finetune.check("finetune.")
+        self.benchmark.check("benchmark.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -271,6 +451,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"option '{where}' must be a number, got {value!r}")
         return float(value)
     if annotation is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # 1e3 reads as a float
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"option '{where}' must be an integer, got {value!r}")
         return value
@@ -307,6 +489,90 @@ def from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     return result
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping (PyYAML would keep the last silently)."""
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """The safe loader, stricter: a key repeated in one mapping is an error naming both lines,
+    and numbers such as ``1e-4`` and ``1e6`` are numbers (YAML 1.1 wants a dot: ``1.0e-4``)."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base` keys may be overridden: that is what merging is for
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+                line = key_node.start_mark.line + 1
+                if first is not None:
+                    raise _DuplicateKey(f"key '{key}' appears twice in the same mapping, at line {first} and "
+                                        f"line {line}; keep one")
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _expanded_size(value: Any, limit: int) -> int:
+    """How many values ``value`` holds once every alias is written out, counting up to ``limit``.
+
+    Aliases share one object, so the count is memoised per object: linear in the file, however
+    far the aliases would expand. A container that holds itself raises ValueError.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(item: Any) -> int:
+        if not isinstance(item, (dict, list)):
+            return 1
+        key = id(item)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise ValueError("an alias refers to the mapping or list that holds it")
+        open_.add(key)
+        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        open_.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(value)
+
+
+def safe_load(text: str, where: str) -> Any:
+    """Parse YAML ``text`` with :class:`ConfigLoader`; ``where`` (e.g. "config file 'x.yaml'") starts
+    each error message. Anchors and aliases that expand past :data:`MAX_CONFIG_VALUES` are refused."""
+    try:
+        value = yaml.load(text, Loader=ConfigLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from None
+    try:
+        count = _expanded_size(value, MAX_CONFIG_VALUES)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if count > MAX_CONFIG_VALUES:
+        raise ConfigError(f"{where}: its anchors and aliases expand to more than {MAX_CONFIG_VALUES} values; "
+                          "write the values out instead of nesting aliases")
+    return value
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``a.b.c=value`` into a key path and a YAML-parsed value."""
     if "=" not in text:
@@ -315,10 +581,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"override '{text}' has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from None
+    value = safe_load(raw, f"override '{text}': value") if raw.strip() else None
     return key.split("."), value
 
 
@@ -343,13 +606,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with the safe loader."""
-    path = Path(path)
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"config file '{path}' is a folder; give the YAML file")
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file '{path}' cannot be read ({exc})") from None
+    raw = safe_load(text, f"config file '{path}'")
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -361,7 +627,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Load a run configuration from YAML (optional) plus ``key=value`` overrides."""
     raw = load_yaml(path) if path is not None else {}
     raw = apply_overrides(raw, overrides or [])
-    return from_dict(RunConfig, raw)
+    config = from_dict(RunConfig, raw)
+    config.check()
+    return config
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:

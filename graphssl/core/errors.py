@@ -23,3 +23,7 @@ class CheckpointError(GraphSSLError, RuntimeError):
 
 class RunInterrupted(GraphSSLError):
     """A run stopped on request (SIGTERM) after writing a checkpoint it can resume from."""
+
+
+class TrainingDiverged(GraphSSLError, RuntimeError):
+    """A loss, gradient or weight became NaN or infinite; nothing non-finite was written."""

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
@@ -82,7 +83,7 @@ def build(source: Source, recipe: Recipe, config: DataConfig, progress: bool = T
     error naming it, and is skipped and reported under ``on_error=skip``.
     """
     featurise = recipe.featuriser(source, config)
-    report = BuildReport(source.name)
+    report = BuildReport(source.name, labels=dict(source.label_reading), input=dict(source.input))
     graphs: list[Data] = []
     seen = FirstSeen(config.rejects_duplicates(source.labelled))
     records = tqdm(source.records, desc=f"featurising {source.name}", total=source.total,
@@ -108,7 +109,57 @@ def build(source: Source, recipe: Recipe, config: DataConfig, progress: bool = T
         graphs.extend(found)
     if not graphs:
         raise DataError(f"{source.name}: no usable {recipe.noun} among {report.read} read\n{report.summary()}")
+    if source.task_type == "classification" and all(getattr(g, "y", None) is not None for g in graphs):
+        check_classes(source.name, source.task_names, torch.cat([g.y.reshape(1, -1) for g in graphs]), report)
     return TensorStore.from_graphs(graphs, recipe.fields), report
+
+
+def check_classes(name: str, task_names: list[str], y: torch.Tensor, report: BuildReport) -> None:
+    """Refuse classification labels that are not 0/1, and note in the report each column that
+    has fewer than two classes (it cannot be scored; fine-tuning refuses a task where no column
+    has both, see :func:`graphssl.data.splits.make_split`)."""
+    y = y.float()
+    present = ~torch.isnan(y)
+    odd = present & (y != 0) & (y != 1)
+    if odd.any():
+        column = int(odd.any(0).nonzero()[0])
+        values = sorted({float(v) for v in y[present[:, column], column].unique()})
+        raise DataError(f"{name}: classification task {task_names[column]!r} has label values {values[:6]}; "
+                        "binary classification labels are 0 and 1")
+    for task, problem in zip(task_names, single_class(y)):
+        if problem is not None:
+            note = f"{problem}: not scored (ROC-AUC needs both classes)"
+            report.labels[task] = f"{report.labels[task]}; {note}" if task in report.labels else note
+
+
+def single_class(y: torch.Tensor) -> list[str | None]:
+    """For each column of a 0/1 label matrix (NaN: missing), why it has fewer than two classes,
+    or None when it has both."""
+    out: list[str | None] = []
+    for column in range(y.shape[1]):
+        labels = y[~torch.isnan(y[:, column]), column]
+        classes = sorted({int(v) for v in labels.unique()})
+        out.append(None if len(classes) == 2 else
+                   f"only class {classes[0]} among its {len(labels)} labels" if classes else "no label")
+    return out
+
+
+def _load_cached(store_path: Path, report_path: Path, recipe: Recipe,
+                 verbose: bool) -> tuple[TensorStore, BuildReport] | None:
+    """The store and report of an earlier build, or None when there is none or either file is
+    unreadable (an empty or cut-short file from a crash, a disk full, a bad copy): then the
+    build runs again and replaces both."""
+    if not (store_path.is_file() and report_path.is_file()):
+        return None
+    try:
+        report = BuildReport.from_json(report_path)
+        store = TensorStore.load(store_path, recipe.fields)
+    except DataError as exc:
+        if verbose:
+            print(f"rebuilding {report_path.parent}: {exc}")
+        return None
+    report.from_cache = True
+    return store, report
 
 
 def build_or_load(source: Source, recipe: Recipe, config: DataConfig, cache_dir: str | Path = ".graphssl_cache",
@@ -117,10 +168,9 @@ def build_or_load(source: Source, recipe: Recipe, config: DataConfig, cache_dir:
     else built and cached. The build report is printed (``verbose``) and kept with the graphs."""
     folder = Path(cache_dir) / f"{source.name}-{cache_key(recipe.cache_entries(source, config))}"
     store_path, report_path = folder / recipe.store_file, folder / REPORT_FILE
-    if store_path.is_file() and report_path.is_file():
-        store = TensorStore.load(store_path, recipe.fields)
-        report = BuildReport.from_json(report_path)
-        report.from_cache = True
+    cached = _load_cached(store_path, report_path, recipe, verbose)
+    if cached is not None:
+        store, report = cached
     else:
         store, report = build(source, recipe, config, progress)
         store.save(store_path)

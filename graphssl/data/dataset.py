@@ -16,7 +16,7 @@ from graphssl.core.config import DataConfig
 from graphssl.core.errors import DataError
 from graphssl.data.builder import build_or_load
 from graphssl.data.records import Source
-from graphssl.data.sources import DataSource, InputKind, entry_for
+from graphssl.data.sources import DataSource, InputKind, entry_for, expand_paths
 
 
 class PrecomputedDataset(Dataset):
@@ -56,6 +56,7 @@ def _opener(entry: DataSource | InputKind, config: DataConfig):
 def resolve_source(config: DataConfig, cache_dir: str | Path = ".graphssl_cache", progress: bool = False) -> Source:
     """The records of the data set ``config`` names, not yet featurised (e.g. for ``prepare_shards``)."""
     config.check()
+    config = expand_paths(config)
     entry = entry_for(config)
     return _opener(entry, config)(config, Path(cache_dir), progress)
 
@@ -71,6 +72,7 @@ def load_dataset(config: DataConfig, cache_dir: str | Path = ".graphssl_cache", 
     ``subset()``, plus what its domain adds (``smiles``, ``names``, ``class_names``, ...).
     """
     config.check()
+    config = expand_paths(config)
     entry = entry_for(config)
     cache_dir = Path(cache_dir)
     if entry.load is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from graphssl.core.config import DataConfig
+from graphssl.core.errors import DataError
 from graphssl.core.io import atomic_write_text
 
 TASK_TYPES = ("classification", "regression")
@@ -29,6 +30,10 @@ class Source:
     identity: str  # what the on-disk cache key is built from (files, sizes, options)
     description: str = ""
     total: int | None = None  # records expected, for the progress bar
+    label_reading: dict[str, str] = field(default_factory=dict)  # label column -> how its cells were read
+    # the input kind and file the records were read from ({"kind", "path", "limit"}), so that other
+    # columns of the same rows can be read later (finetune.split=column); empty for registry sets
+    input: dict[str, Any] = field(default_factory=dict)
 
     @property
     def labelled(self) -> bool:
@@ -52,6 +57,14 @@ class BuildReport:
     kept: int = 0
     skipped: list[SkippedRecord] = field(default_factory=list)
     from_cache: bool = False
+    labels: dict[str, str] = field(default_factory=dict)  # label column -> how it was read (and scored)
+    input: dict[str, Any] = field(default_factory=dict)  # Source.input of the build
+
+    def kept_records(self, total: int) -> list[int]:
+        """Indices of the kept records among records ``0..total-1``, in order: the record of each
+        graph, for sources whose records are numbered from 0 and give one graph each."""
+        skipped = {s.index for s in self.skipped}
+        return [i for i in range(total) if i not in skipped]
 
     def skip(self, index: int, text: str, reason: str) -> None:
         self.skipped.append(SkippedRecord(index, text, reason))
@@ -61,6 +74,8 @@ class BuildReport:
             f"{self.name}: read {self.read}, kept {self.kept}, skipped {len(self.skipped)}"
             + (" (from cache)" if self.from_cache else "")
         ]
+        for column, reading in self.labels.items():
+            lines.append(f"  label column {column!r}: {reading}")
         for item in self.skipped[:max_reasons]:
             lines.append(f"  skipped record {item.index} ({item.input!r}): {item.reason}")
         if len(self.skipped) > max_reasons:
@@ -73,9 +88,13 @@ class BuildReport:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "BuildReport":
-        raw = json.loads(Path(path).read_text())
-        raw["skipped"] = [SkippedRecord(**s) for s in raw.get("skipped", [])]
-        return cls(**raw)
+        """Read a report; a :class:`DataError` naming the file if it is empty, cut short or not a report."""
+        try:
+            raw = json.loads(Path(path).read_text())
+            raw["skipped"] = [SkippedRecord(**s) for s in raw.get("skipped", [])]
+            return cls(**raw)
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise DataError(f"build report '{path}' is unreadable ({type(exc).__name__}: {exc})") from None
 
 
 def shorten(text: str, limit: int = MAX_INPUT_CHARS) -> str:

@@ -17,6 +17,10 @@ compared in lower case, with shell patterns (``*.csv``, ``POSCAR*``). Then:
    A folder that matches no kind, or more than one, is an error naming the folder and what
    was found in it; the order in which kinds were registered never decides.
 
+A relative ``data.path`` is read from the working directory of the process, and a leading ``~``
+(in ``path`` and ``label_file``) is the user's home folder. A path that does not exist is an error
+that names the absolute path that was looked for.
+
 The kinds registered by the three domains:
 
 - molecules, a file: ``*.csv``, ``*.tsv``, ``*.tab`` (also ``*.csv.gz``, ``*.tsv.gz``),
@@ -30,7 +34,9 @@ The kinds registered by the three domains:
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -47,6 +53,8 @@ if TYPE_CHECKING:
 Opener = Callable[[DataConfig, Path, bool], Source]
 # (config, cache_dir, progress, verbose) -> a data set, for entries not built by a Recipe
 Loader = Callable[[DataConfig, Path, bool, bool], Any]
+# (path, column, limit) -> that column's value for every record read from the file, in record order
+ColumnReader = Callable[[str, str, "int | None"], list[str]]
 
 PATH_HINT = ("Or give data.path: a molecule file (.csv/.tsv/.smi/.sdf), a folder of CIF/POSCAR files, an "
              "extxyz/ASE db file, a STEP file or folder of STEP files, or a folder written by `graphssl data prepare`.")
@@ -78,6 +86,7 @@ class InputKind:
     open: Opener | None = None
     recipe: "Recipe | None" = None
     load: Loader | None = None
+    column: ColumnReader | None = None  # reads a column of the input (e.g. for finetune.split=column)
 
     def claims_file(self, path: Path) -> bool:
         return _matches(path.name, self.files)
@@ -128,10 +137,24 @@ def _found(files: list[Path], limit: int = 6) -> str:
     return f"{len(files)} file{'s' * (len(files) > 1)} ({names}{', ...' if len(files) > limit else ''})"
 
 
+def expand_paths(config: DataConfig) -> DataConfig:
+    """``config`` with a leading ``~`` of ``path`` and ``label_file`` expanded (the same object
+    when there is none)."""
+    changes = {key: os.path.expanduser(value) for key in ("path", "label_file")
+               if isinstance(value := getattr(config, key), str) and value.startswith("~")}
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def _looked_for(path: Path) -> str:
+    if path.is_absolute():
+        return ""
+    return f" (looked for '{path.absolute()}'; a relative path is read from the working directory)"
+
+
 def input_kind(path: str | Path) -> InputKind:
     """The kind of ``data.path`` by the rules of this module; a :class:`DataError` naming the
     path and what was found when no kind, or more than one, claims it."""
-    path = Path(path)
+    path = Path(os.path.expanduser(path))
     kinds = [kind for _, kind in INPUT_KINDS.items()]
     rules = "; ".join(k.rules() for k in kinds)
     if path.is_dir():
@@ -148,7 +171,7 @@ def input_kind(path: str | Path) -> InputKind:
         raise DataError(f"data.path '{path}': the folder matches several input kinds: {claims}. Put each kind of "
                         "input in a folder of its own")
     if not path.exists():
-        raise DataError(f"data.path '{path}' does not exist")
+        raise DataError(f"data.path '{path}' does not exist{_looked_for(path)}")
     matched = [k for k in kinds if k.claims_file(path)]
     if len(matched) == 1:
         return matched[0]

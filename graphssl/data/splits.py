@@ -1,7 +1,12 @@
 """Train/valid/test splits by name, and nested label subsets for few-label curves.
 
-``random`` lives here; domains register the splits that need their own data (``scaffold`` in
-:mod:`graphssl.molecule.scaffold`, ``matbench`` in :mod:`graphssl.atomistic.splits`).
+``random`` and ``column`` live here; domains register the splits that need their own data
+(``scaffold`` in :mod:`graphssl.molecule.scaffold`, ``matbench`` in :mod:`graphssl.atomistic.splits`).
+
+``column`` is the split a file ships with: a column (``finetune.split_column``, CSV/TSV column or
+SDF property) whose values (``finetune.split_values``, compared ignoring case) put each record in
+train, valid or test. It reads the file the data set was built from, so it works for your own
+files (``data.path``) whose input kind can read columns, not for registry data sets.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import numpy as np
 
 from graphssl.core.errors import ConfigError, DataError
 from graphssl.core.registry import Registry
+from graphssl.data.builder import single_class
+from graphssl.data.sources import INPUT_KINDS
 
-__all__ = ["SPLITS", "Split", "make_split", "random_split", "subsample_fraction"]
+__all__ = ["SPLITS", "Split", "column_split", "make_split", "random_split", "subsample_fraction"]
 
 # Tolerance for "fractions sum to 1": (0.8, 0.1, 0.1) sums to 0.9999999999999999.
 _SUM_TOLERANCE = 1e-6
@@ -121,6 +128,65 @@ def _random(dataset: Any, config: Any) -> Split:
     return Split(*random_split(len(dataset), fractions_of(config), seed=config.split_seed))
 
 
+def column_split(values: Sequence[str], names: Sequence[str], where: str) -> Split:
+    """Positions whose value is ``names[0]`` (train), ``names[1]`` (valid) or ``names[2]`` (test),
+    ignoring case and surrounding spaces; any other value is a :class:`DataError` naming
+    ``where`` (the column and file) and the values found."""
+    if len(names) != 3 or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(f"finetune.split_values needs 3 values (train, valid, test), got {list(names)}")
+    keys = [n.strip().lower() for n in names]
+    if len(set(keys)) != 3:
+        raise ConfigError(f"finetune.split_values must be 3 different values, got {list(names)}")
+    parts: list[list[int]] = [[], [], []]
+    unknown: dict[str, int] = {}
+    for position, value in enumerate(values):
+        key = value.strip().lower()
+        if key in keys:
+            parts[keys.index(key)].append(position)
+        else:
+            unknown[value] = unknown.get(value, 0) + 1
+    if unknown:
+        found = ", ".join(f"{v!r} ({n} record{'s' * (n != 1)})" for v, n in list(unknown.items())[:6])
+        raise DataError(f"{where} holds {found}, which {'is' if len(unknown) == 1 else 'are'} none of "
+                        f"finetune.split_values {list(names)}; set finetune.split_values to the values that "
+                        "mean train, valid and test, and give every record one of them")
+    return Split(*(np.asarray(p, dtype=np.int64) for p in parts))
+
+
+@SPLITS.register("column")
+def _column(dataset: Any, config: Any) -> Split:
+    report = dataset.report
+    source = report.input
+    kind = INPUT_KINDS.get(source["kind"]) if source.get("kind") in INPUT_KINDS else None
+    if kind is None or kind.column is None:
+        raise ConfigError(f"finetune.split=column reads a split column of your own file (data.path as a CSV/TSV "
+                          f"or SDF file); data set '{dataset.name}' was not built from one: use scaffold or random")
+    column = config.split_column
+    values = kind.column(source["path"], column, source.get("limit"))
+    kept = report.kept_records(len(values))
+    if len(kept) != len(dataset):
+        raise DataError(f"'{source['path']}' has {len(values)} records now, {len(kept)} of them kept, but data set "
+                        f"'{dataset.name}' holds {len(dataset)}: the file changed after it was built; build it again")
+    return column_split([values[i] for i in kept], config.split_values, f"split column {column!r} of "
+                        f"'{source['path']}'")
+
+
+def check_scorable(dataset: Any) -> None:
+    """Refuse a classification data set none of whose tasks has both classes: no split of it can
+    be scored (ROC-AUC needs positive and negative examples), so fine-tuning would only fail
+    after training, or report NaN."""
+    if getattr(dataset, "task_type", None) != "classification":
+        return
+    problems = single_class(dataset.labels.float())
+    if all(p is not None for p in problems):
+        found = "; ".join(f"{t!r}: {p}" for t, p in zip(dataset.task_names, problems))
+        raise DataError(f"classification data set '{dataset.name}' cannot be scored: no task has both classes "
+                        f"({found}); fine-tuning needs positive and negative examples (more records, a larger "
+                        "data.limit, or other label columns)")
+
+
 def make_split(dataset: Any, config: Any) -> Split:
-    """The split named by ``config.split`` (a :class:`~graphssl.core.config.FinetuneConfig`) of ``dataset``."""
+    """The split named by ``config.split`` (a :class:`~graphssl.core.config.FinetuneConfig`) of ``dataset``,
+    after checking that the data set can be scored at all (:func:`check_scorable`)."""
+    check_scorable(dataset)
     return SPLITS.get(config.split)(dataset, config)

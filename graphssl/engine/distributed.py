@@ -45,6 +45,15 @@ class World:
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
 
+    def any_of(self, flags: list[bool]) -> list[bool]:
+        """:meth:`any` of each flag, in one collective: every rank gets the same answers, so all
+        of them skip, stop or go on together."""
+        if not self.distributed:
+            return [bool(f) for f in flags]
+        value = torch.tensor([1.0 if f else 0.0 for f in flags])
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in value.tolist()]
+
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         if self.distributed:
             values = values.clone()
@@ -83,7 +92,8 @@ def join_world(device_name: str = "auto") -> World:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     try:
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        # the agreement collectives (any, sum, gather) run on CPU tensors: gloo carries them next to NCCL
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if use_cuda else "gloo")
     except (RuntimeError, ValueError) as exc:
         raise ConfigError(f"cannot join the process group of rank {rank}/{world_size}: {exc}") from None
     return World(rank, world_size, local_rank, owns_group=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +30,21 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from graphssl.core.config import RunConfig, save_config
-from graphssl.core.errors import CheckpointError, ConfigError, DataError
+from graphssl.core.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from graphssl.data.dataset import load_dataset
 from graphssl.data.splits import Split, make_split, subsample_fraction
 from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint
 from graphssl.engine.pretrained import build_finetune_encoder, load_pretrained
-from graphssl.engine.runtime import epoch_generator, start_finetuning
+from graphssl.engine.runtime import (
+    epoch_generator,
+    gradients_finite,
+    nonfinite_tensors,
+    prepare_cache,
+    start_finetuning,
+    validate,
+)
 from graphssl.nn.batch_norm import reestimate_batch_norm
-from graphssl.tasks import MODES, Task, build_task, is_better
+from graphssl.tasks import Task, build_task, is_better
 
 SELECTION_RULE = "test score at the epoch with the best validation score"
 STATE_KIND = "finetune-state"  # last.pt of a fine-tuning run
@@ -71,10 +79,11 @@ class FinetuneResult:
 
 
 def _without_epochs(section: Any) -> Any:
-    """A config section minus the epoch count: extending a finished run is a valid resume."""
+    """A config section minus the epoch count (extending a finished run is a valid resume) and the
+    options that do not change what is trained (the non-finite skip budget)."""
     if not isinstance(section, dict):
         return section
-    return {k: v for k, v in section.items() if k not in ("epochs", "resume")}
+    return {k: v for k, v in section.items() if k not in ("epochs", "resume", "skip_nonfinite")}
 
 
 def resume_finetuning(config: RunConfig, task: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -125,9 +134,19 @@ def _parameter_groups(model: torch.nn.Module, encoder: torch.nn.Module, lr: floa
     return [g for g in groups if g["params"]]
 
 
+class _Diverged(Exception):
+    """A non-finite batch past the skip budget: ``finetune`` turns it into :class:`TrainingDiverged`."""
+
+    def __init__(self, batch: int, batches: int, cause: str, broken: bool) -> None:
+        super().__init__(cause)
+        self.batch, self.batches, self.cause, self.broken = batch, batches, cause, broken
+
+
 def _train_epoch(task: Task, model: torch.nn.Module, train: Any, optimizer: torch.optim.Optimizer,
-                 config: RunConfig, epoch: int, device: torch.device) -> dict[str, float]:
-    """One pass over the labelled training items; the mean of each loss term per item."""
+                 config: RunConfig, epoch: int, device: torch.device, skips_left: int = 0) -> dict[str, float]:
+    """One pass over the labelled training items; the mean of each loss term per item, and
+    ``skipped_steps``: batches whose loss or gradients were NaN or infinite, skipped without an
+    update (at most ``skips_left``; one more raises :class:`_Diverged`)."""
     ft = config.finetune
     model.train()
     if ft.mode == "linear":
@@ -135,18 +154,51 @@ def _train_epoch(task: Task, model: torch.nn.Module, train: Any, optimizer: torc
     loader = DataLoader(train, batch_size=ft.batch_size, shuffle=True, generator=epoch_generator(ft.seed, epoch),
                         drop_last=task.drop_last and len(train) > ft.batch_size)
     sums: dict[str, float] = {}
-    count = 0
-    for batch in loader:
+    count, skipped = 0, 0
+    for index, batch in enumerate(loader):
         batch = batch.to(device)
+        # a skipped batch must leave no trace: its forward pass moves batch-norm statistics too
+        kept_buffers = [b.detach().clone() for b in model.buffers()] if skips_left > 0 else None
         terms = task.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
+        values = {key: float(value.detach()) for key, value in terms.items()}
+        loss_ok = math.isfinite(values["loss"])
+        if not (loss_ok and gradients_finite(model)):
+            optimizer.zero_grad(set_to_none=True)  # no update from this batch; Adam's moments untouched
+            if kept_buffers is not None:
+                with torch.no_grad():
+                    for buffer, value in zip(model.buffers(), kept_buffers):
+                        buffer.copy_(value)
+            skipped += 1
+            broken = bool(nonfinite_tensors(model))
+            if skipped > skips_left or broken:
+                cause = f"the loss was {values['loss']}" if not loss_ok else "the gradients held NaN or infinite values"
+                raise _Diverged(index + 1, len(loader), cause, broken)
+            continue
         optimizer.step()
         n = task.count(batch)
-        for key, value in terms.items():
-            sums[key] = sums.get(key, 0.0) + float(value.detach()) * n
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + value * n
         count += n
-    return {key: value / max(count, 1) for key, value in sums.items()}
+    return {**{key: value / max(count, 1) for key, value in sums.items()}, "skipped_steps": skipped}
+
+
+def _diverged_message(exc: _Diverged, config: RunConfig, epoch: int, last: Path) -> str:
+    """One line: where fine-tuning diverged, the likely cause, and what was kept."""
+    ft = config.finetune
+    where = f"epoch {epoch + 1}, batch {exc.batch} of {exc.batches}" if exc.batch else f"the end of epoch {epoch + 1}"
+    lr = f"finetune.lr={ft.lr:g}" + (f", finetune.encoder_lr={ft.encoder_lr:g}" if ft.encoder_lr else "")
+    if exc.broken:
+        advice = " (the weights are no longer finite, so skipping batches cannot help)"
+    elif ft.skip_nonfinite:
+        advice = f" ({ft.skip_nonfinite} such batches were skipped already, the most finetune.skip_nonfinite allows)"
+    else:
+        advice = ", or set finetune.skip_nonfinite=N to skip up to N isolated such batches"
+    kept = (f"{last} keeps the state after epoch {epoch}" if ft.save_checkpoints and epoch and last.is_file()
+            else "No checkpoint was written")
+    return (f"fine-tuning diverged at {where}: {exc.cause}; the learning rate is likely too high ({lr}): lower "
+            f"it{advice}. {kept}; no best.pt or result.json was written")
 
 
 def _scores(task: Task, model: torch.nn.Module, split: str, data: Any, device: torch.device) -> dict[str, float]:
@@ -172,11 +224,12 @@ def finetune(
     ft = config.finetune
     if checkpoint is None:
         checkpoint = ft.pretrained
+    # everything checkable is checked before any work: names, ranges, folders, the checkpoint
+    validate(config, "finetune", checkpoint=checkpoint, has_data=dataset is not None)
+    pretrained = load_pretrained(checkpoint) if checkpoint is not None else None
     device, out = start_finetuning(config)
-    if ft.mode not in MODES:
-        raise ConfigError(f"finetune.mode must be 'full' or 'linear', got {ft.mode!r}")
     if dataset is None:
-        dataset = load_dataset(ft.task, config.cache_dir, progress=config.progress)
+        dataset = load_dataset(ft.task, prepare_cache(config), progress=config.progress)
     task = build_task(dataset, ft)
     split = split or make_split(dataset, ft)
     train_idx = subsample_fraction(split.train, ft.label_fraction, seed=ft.seed)
@@ -186,7 +239,6 @@ def finetune(
                         f"{len(train)}/{len(valid)}/{len(test)} of them for train/valid/test, and each needs "
                         "at least one; use more data or other finetune.split_fractions")
 
-    pretrained = load_pretrained(checkpoint) if checkpoint is not None else None
     model_cfg = pretrained.model if pretrained else config.model
     model_cfg = dataclasses.replace(model_cfg, dropout=ft.dropout, pooling=ft.pooling or model_cfg.pooling)
     encoder = build_finetune_encoder(model_cfg, train, pretrained, ft.task.cutoff)
@@ -211,7 +263,15 @@ def finetune(
     epochs = tqdm(range(start_epoch, ft.epochs), desc=f"finetune {dataset.name} ({task.name})",
                   disable=not config.progress, unit="epoch", leave=False)
     for epoch in epochs:
-        losses = _train_epoch(task, model, train, optimizer, config, epoch, device)
+        skipped = sum(int(row.get("skipped_steps", 0)) for row in history)
+        try:
+            losses = _train_epoch(task, model, train, optimizer, config, epoch, device,
+                                  skips_left=ft.skip_nonfinite - skipped)
+            if nonfinite_tensors(model):  # finite losses, yet the last update overflowed the weights
+                raise _Diverged(0, 0, "the weights hold NaN or infinite values although every loss was finite", True)
+        except _Diverged as exc:
+            epochs.close()
+            raise TrainingDiverged(_diverged_message(exc, config, epoch, last)) from None
         row = {"epoch": epoch + 1, **losses, **_scores(task, model, "valid", valid, device),
                **_scores(task, model, "test", test, device)}
         history.append(row)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import gzip
+import math
 import os
 import re
+import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,11 +26,12 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 from torch_geometric.data import Data
 
+from graphssl.core.config import DataConfig
 from graphssl.core.errors import MoleculeError
 from graphssl.molecule.features import ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS
 from graphssl.molecule.rdkit_features import atom_features, bond_features
 
-__all__ = ["SDFRecord", "iter_sdf", "mol_from_smiles", "mol_to_data", "smiles_to_data"]
+__all__ = ["SDFRecord", "iter_sdf", "mol_from_smiles", "mol_to_data", "sdf_properties", "smiles_to_data"]
 
 _NUM_ATOM_FEATURES = len(ATOM_FEATURE_DIMS)
 _NUM_BOND_FEATURES = len(BOND_FEATURE_DIMS)
@@ -36,6 +39,7 @@ _NUM_BOND_FEATURES = len(BOND_FEATURE_DIMS)
 _CaptureErrorLog = getattr(rdBase, "CaptureErrorLog", None)
 _TIMESTAMP = re.compile(r"^\[\d{2}:\d{2}:\d{2}\] ?")
 _MAX_LABEL = 200
+_WHITESPACE = re.compile(r"\s")
 
 
 # --------------------------------------------------------------------------- logs
@@ -102,6 +106,15 @@ def mol_from_smiles(smiles: str) -> Chem.Mol:
     text = smiles.strip()
     if not text:
         raise MoleculeError(f"Empty SMILES {smiles!r}: there is nothing to parse")
+    inner = _WHITESPACE.search(text)
+    if inner is not None:
+        # RDKit stops at a space, tab or line break and reads the rest as the molecule's name,
+        # so "CC O" would silently become ethane
+        raise MoleculeError(
+            f"SMILES {_short(repr(smiles))} holds whitespace ({inner.group()!r}) inside it: RDKit would read "
+            f"only {_short(repr(text[: inner.start()]))} and take the rest as a name. A SMILES has no "
+            "whitespace; in a .smi file the name goes after the SMILES on the same line"
+        )
     with rdBase.BlockLogs():
         # Full parse (not sanitize=False + SanitizeMol): only the parser's own
         # sanitisation assigns E/Z bond stereo and drops bogus chiral tags.
@@ -166,11 +179,18 @@ def _sanitize_failure(mol: Chem.Mol) -> str | None:
 
 
 def smiles_to_data(
-    smiles: str, *, explicit_h: bool = False, conformer: bool = False, seed: int = 0
+    smiles: str,
+    *,
+    explicit_h: bool = False,
+    conformer: bool = False,
+    seed: int = 0,
+    conformer_max_atoms: int | None = DataConfig.conformer_max_atoms,
+    conformer_timeout: int | None = DataConfig.conformer_timeout,
 ) -> Data:
     """Featurise a SMILES string as a PyG ``Data`` graph (see :func:`mol_to_data`)."""
     mol = mol_from_smiles(smiles)
-    return mol_to_data(mol, explicit_h=explicit_h, conformer=conformer, seed=seed, smiles=smiles)
+    return mol_to_data(mol, explicit_h=explicit_h, conformer=conformer, seed=seed, smiles=smiles,
+                       conformer_max_atoms=conformer_max_atoms, conformer_timeout=conformer_timeout)
 
 
 def mol_to_data(
@@ -180,11 +200,17 @@ def mol_to_data(
     conformer: bool = False,
     seed: int = 0,
     smiles: str | None = None,
+    conformer_max_atoms: int | None = DataConfig.conformer_max_atoms,
+    conformer_timeout: int | None = DataConfig.conformer_timeout,
 ) -> Data:
     """Featurise an RDKit molecule as a PyG ``Data`` graph.
 
     ``explicit_h`` makes hydrogens graph nodes; ``conformer`` adds ETKDGv3
-    (+ MMFF where parametrised) coordinates as ``pos`` using ``seed``.
+    (+ MMFF where parametrised) coordinates as ``pos`` using ``seed``. A molecule
+    with more than ``conformer_max_atoms`` atoms (hydrogens included), or whose
+    embedding takes longer than ``conformer_timeout`` seconds, raises
+    :class:`MoleculeError` (None: no limit); these are ``data.conformer_max_atoms``
+    and ``data.conformer_timeout``.
     ``smiles`` is the text the molecule came from, only used to name it in
     errors; ``data.smiles`` is always RDKit's canonical SMILES of ``mol``.
     The input molecule is never modified.
@@ -204,7 +230,14 @@ def mol_to_data(
     data = Data(x=x, edge_index=edge_index, edge_attr=edge_attr, smiles=Chem.MolToSmiles(mol))
     if conformer:
         with_hs = Chem.AddHs(graph_mol) if not explicit_h else Chem.Mol(graph_mol)
-        positions = _embed(with_hs, seed, lambda: _describe(mol, smiles))
+        describe = lambda: _describe(mol, smiles)  # noqa: E731
+        if conformer_max_atoms is not None and with_hs.GetNumAtoms() > conformer_max_atoms:
+            raise MoleculeError(
+                f"Cannot generate a 3D conformer for {describe()}: it has {with_hs.GetNumAtoms()} atoms with "
+                f"hydrogens, more than data.conformer_max_atoms={conformer_max_atoms} (embedding time grows "
+                "with the cube of the atom count; raise the limit, or set it empty for none)"
+            )
+        positions = _embed(with_hs, seed, describe, conformer_timeout)
         # AddHs appends hydrogens, so the graph's atoms are the leading rows.
         data.pos = positions[: graph_mol.GetNumAtoms()].contiguous()
     return data
@@ -256,17 +289,33 @@ def _long_tensor(values: array, *shape: int) -> torch.Tensor:
     return torch.frombuffer(values, dtype=torch.long).view(*shape)
 
 
-def _embed(mol_h: Chem.Mol, seed: int, describe: Callable[[], str]) -> torch.Tensor:
-    """Embed ``mol_h`` (hydrogens included) in place and return float32 positions."""
+def _embed(mol_h: Chem.Mol, seed: int, describe: Callable[[], str], timeout: int | None = None) -> torch.Tensor:
+    """Embed ``mol_h`` (hydrogens included) in place and return float32 positions; both
+    embedding attempts together get at most ``timeout`` seconds."""
     params = rdDistGeom.ETKDGv3()
     params.randomSeed = seed
+    start = time.monotonic()
+
+    def out_of_time() -> bool:
+        if timeout is None:
+            return False
+        left = timeout - (time.monotonic() - start)
+        params.timeout = max(1, math.ceil(left))  # RDKit counts whole seconds; 0 would mean no limit
+        return left <= 0
+
     with rdBase.BlockLogs():
+        out_of_time()
         conf_id = rdDistGeom.EmbedMolecule(mol_h, params)
-        if conf_id < 0:
+        if conf_id < 0 and not out_of_time():
             # Distance-geometry eigen-embedding fails for some strained or large
             # systems; random starting coordinates usually get through.
             params.useRandomCoords = True
             conf_id = rdDistGeom.EmbedMolecule(mol_h, params)
+        if conf_id < 0 and timeout is not None and time.monotonic() - start >= timeout:
+            raise MoleculeError(
+                f"Cannot generate a 3D conformer for {describe()}: ETKDG embedding ran past "
+                f"data.conformer_timeout={timeout} s (raise it, or set it empty for no limit)"
+            )
         if conf_id < 0:
             raise MoleculeError(
                 f"Cannot generate a 3D conformer for {describe()}: "
@@ -319,9 +368,18 @@ def iter_sdf(path: str | os.PathLike[str]) -> Iterator[SDFRecord]:
     """
     path = os.fspath(path)
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as handle:
         for index, lines in enumerate(_split_records(handle)):
             yield _read_record(index, lines, path)
+
+
+def sdf_properties(path: str | os.PathLike[str]) -> Iterator[dict[str, str]]:
+    """Yield the data fields of every record of an SDF file in order, without parsing molecules."""
+    path = os.fspath(path)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as handle:
+        for lines in _split_records(handle):
+            yield _parse_props(lines[_molblock_end(lines):])
 
 
 def _split_records(lines: Iterable[str]) -> Iterator[list[str]]:

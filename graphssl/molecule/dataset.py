@@ -51,15 +51,21 @@ class MoleculeRecipe(Recipe):
     noun, plural, unit = "record", "records", "mol"
 
     def cache_entries(self, source: Source, config: DataConfig) -> dict[str, Any]:
-        return {
+        entries = {
             "featurizer": FEATURIZER_VERSION,
             "source": source.identity,
             "explicit_h": config.explicit_h,
             "conformer": config.conformer,
+            # which molecules get a conformer (or are skipped) depends on these, only when conformers are made
+            **({"conformer_max_atoms": config.conformer_max_atoms, "conformer_timeout": config.conformer_timeout}
+               if config.conformer else {}),
             "on_error": config.on_error,
             "tasks": source.task_names,
             **rules_key(config, source.labelled),
         }
+        if config.descriptors is not None:  # absent otherwise, so caches built without them keep their key
+            entries["descriptors"] = descriptor_key(config.descriptors)
+        return entries
 
     def featuriser(self, source: Source, config: DataConfig) -> Callable[[MoleculeRecord], Featurised]:
         labelled = source.labelled
@@ -82,6 +88,16 @@ class MoleculeRecipe(Recipe):
     def dataset(self, store: TensorStore, source: Source, report: BuildReport, config: DataConfig) -> Any:
         dataset = MoleculeDataset(store, source.name, source.task_names, source.task_type, source.metric, report)
         return select_tasks(dataset, config)
+
+
+def descriptor_key(set_name: str) -> dict[str, Any]:
+    """What identifies a descriptor set in a cache key: its name, its descriptors and the RDKit
+    version that computes them (a new release may change values or add descriptors to ``all``)."""
+    import rdkit
+
+    from graphssl.molecule.descriptors import descriptor_names  # RDKit, only when descriptors are asked for
+
+    return {"set": set_name, "names": descriptor_names(set_name), "rdkit": rdkit.__version__}
 
 
 MOLECULE_RECIPE = MoleculeRecipe()

@@ -17,9 +17,9 @@ MOLECULE_FIELDS = GraphFields(
     kind="molecule",
     node=("x", "pos"),
     edge=("edge_attr",),
-    graph=("y",),  # [1, num_tasks], NaN = missing
+    graph=("y", "descriptors"),  # y: [1, num_tasks], NaN = missing; descriptors: [1, d], NaN = failed
     strings=("smiles",),
-    optional=frozenset({"pos"}),  # with data.conformer
+    optional=frozenset({"pos", "descriptors"}),  # with data.conformer, with data.descriptors
     legacy={"graphssl-graph-store/1": "smiles"},
 )
 
@@ -62,10 +62,17 @@ def featurise_record(record: MoleculeRecord, config: DataConfig, labelled: bool)
         if config.max_atoms is not None and atoms > config.max_atoms:
             return None, (f"molecule has {atoms} atoms, more than data.max_atoms={config.max_atoms} "
                           "(raise the limit, or set it empty for none, to keep it)")
-        data = mol_to_data(mol, explicit_h=config.explicit_h, conformer=config.conformer, smiles=record.smiles)
+        data = mol_to_data(mol, explicit_h=config.explicit_h, conformer=config.conformer, smiles=record.smiles,
+                           conformer_max_atoms=config.conformer_max_atoms, conformer_timeout=config.conformer_timeout)
     except MoleculeError as exc:
         return None, str(exc)
     data.y = torch.tensor(record.labels, dtype=torch.float32).reshape(1, len(record.labels))
+    if config.descriptors is not None:
+        from graphssl.molecule.descriptors import DESCRIPTOR_SETS, descriptor_names, descriptor_vector
+
+        names = DESCRIPTOR_SETS.get(config.descriptors) or descriptor_names(config.descriptors)
+        # computed after the graph: some descriptors cache charges and contributions on the molecule
+        data.descriptors = torch.from_numpy(descriptor_vector(mol, names)).float().reshape(1, -1)
     return data, None
 
 

@@ -9,10 +9,15 @@ drug-like molecule instead of 3.5 kB as ``int64``), and widen them on access.
 from __future__ import annotations
 
 import bisect
+import fnmatch
 import hashlib
 import json
 import multiprocessing as mp
+import os
+import shutil
+import tempfile
 import time
+import warnings
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from itertools import islice
@@ -28,6 +33,8 @@ from tqdm.auto import tqdm
 from graphssl.core.config import DataConfig
 from graphssl.core.errors import DataError
 from graphssl.core.io import atomic_write_text
+from graphssl.data.builder import REPORT_FILE as REPORT
+from graphssl.data.builder import check_classes
 from graphssl.data.records import BuildReport, FirstSeen, Source
 from graphssl.data.store import TensorStore
 from graphssl.molecule.dataset import MoleculeGraphsMixin
@@ -65,6 +72,7 @@ class _Chunk:
             "x": t["x"][chosen[node_of]], "edge_index": t["edge_index"][:, chosen[edge_of]],
             "edge_attr": t["edge_attr"][chosen[edge_of]], "y": t["y"][chosen],
             **({"pos": t["pos"][chosen[node_of]]} if "pos" in t else {}),
+            **({"descriptors": t["descriptors"][chosen]} if "descriptors" in t else {}),
         }
         pick = lambda items: [items[k] for k in keep]  # noqa: E731
         return _Chunk(tensors if keep else {}, pick(self.smiles), pick(self.indices), pick(self.texts),
@@ -82,6 +90,7 @@ def _compact(graphs: list[Data]) -> dict[str, torch.Tensor]:
         "edge_attr": t["edge_attr"].to(torch.uint8),
         "y": t["y"],
         **({"pos": t["pos"]} if "pos" in t else {}),
+        **({"descriptors": t["descriptors"]} if "descriptors" in t else {}),
     }
 
 
@@ -113,8 +122,9 @@ def _merge(chunks: list[_Chunk]) -> TensorStore:
         "edge_attr": torch.cat([p["edge_attr"] for p in parts]),
         "y": torch.cat([p["y"] for p in parts]),
     }
-    if all("pos" in p for p in parts):
-        t["pos"] = torch.cat([p["pos"] for p in parts])
+    for key in ("pos", "descriptors"):  # optional fields: in every chunk or in none
+        if all(key in p for p in parts):
+            t[key] = torch.cat([p[key] for p in parts])
     return TensorStore(t, {"smiles": [s for c in chunks for s in c.smiles]}, MOLECULE_FIELDS)
 
 
@@ -180,18 +190,68 @@ def prepare_shards(
     record with its reason) and, last, ``manifest.json``: a folder without a manifest is an
     unfinished preparation. ``config.on_error`` decides whether a bad record stops the run
     (``raise``) or is skipped and reported (``skip``).
+
+    Everything is written into a hidden folder next to ``out_dir`` and swapped in only when the
+    preparation succeeded, so a failed run leaves an earlier preparation in ``out_dir`` as it
+    was. ``out_dir`` must be new, empty or an earlier preparation: other files in it are refused
+    before any work, since the swap replaces the folder.
     """
     if workers < 1:
         raise DataError(f"workers must be >= 1, got {workers}")
     if shard_size < 1:
         raise DataError(f"shard_size must be >= 1, got {shard_size}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)
-    for stale in out.glob("shard-*.pt"):
-        stale.unlink()
+    _check_target(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.preparing-", dir=out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        work.chmod(0o777 & ~umask)  # mkdtemp makes 0700 folders; give the one a plain mkdir would
+        result = _prepare(source, config, work, workers, shard_size, progress)
+        _swap_in(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # gone already after a swap
+    result.out_dir = str(out)
+    return result
+
+
+def _is_preparation_file(name: str) -> bool:
+    return name in (MANIFEST, REPORT) or fnmatch.fnmatchcase(name, "shard-*.pt")
+
+
+def _check_target(out: Path) -> None:
+    """Refuse an output folder that holds anything but an earlier preparation."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"output folder '{out}' is a file; give a folder for the prepared data set")
+    if not out.is_dir():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if not _is_preparation_file(p.name))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise DataError(f"output folder '{out}' holds files that are not part of a prepared data set ({shown}); "
+                        "preparing replaces the folder, so give a new or empty folder (or one written by "
+                        "`graphssl data prepare`)")
+
+
+def _swap_in(work: Path, out: Path) -> None:
+    """Put the finished preparation ``work`` at ``out``, replacing an earlier one with two renames."""
+    if not out.exists():
+        os.replace(work, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent))
+    old.rmdir()  # only its unique name is needed
+    os.replace(out, old)
+    os.replace(work, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _prepare(source: Source, config: DataConfig, out: Path, workers: int, shard_size: int,
+             progress: bool) -> PrepareReport:
+    """Featurise ``source`` into the (new, empty) folder ``out``."""
     labelled = source.labelled
-    report = BuildReport(source.name)
+    report = BuildReport(source.name, labels=dict(source.label_reading), input=dict(source.input))
+    labels: list[torch.Tensor] = []
     chunk_size = min(_CHUNK, shard_size)
     tasks = ((chunk, config, labelled) for chunk in _chunks(iter(source.records), chunk_size))
     shard_counts: list[int] = []
@@ -222,10 +282,13 @@ def prepare_shards(
             chunk = chunk.drop(set(duplicates))
         for index, text, reason in sorted([*chunk.skipped, *duplicates.values()]):
             if config.on_error == "raise":
-                raise DataError(f"{source.name}: record {index} ({text!r}): {reason}. "
-                                "Set data.on_error=skip to skip bad records; they are then reported.")
+                raise DataError(f"{source.name}: record {index} ({text!r}): {reason}. Set data.on_error=skip "
+                                "(`graphssl data prepare --on-error skip`) to skip bad records; they are then "
+                                "reported.")
             report.skip(index, text, reason)
         kept = len(chunk.smiles)
+        if kept and labelled:
+            labels.append(chunk.tensors["y"])
         report.kept += kept
         bar.update(chunk.read)
         # shards hold whole chunks (chunks are at most shard_size records), so a shard is closed
@@ -240,7 +303,9 @@ def prepare_shards(
     seconds = time.perf_counter() - t0
     if not report.kept:
         raise DataError(f"{source.name}: no usable record among {report.read} read\n{report.summary()}")
-    report.to_json(out / "report.json")
+    if source.task_type == "classification":
+        check_classes(source.name, source.task_names, torch.cat(labels), report)
+    report.to_json(out / REPORT)
     manifest = {
         "format": SHARDS_FORMAT,
         "name": source.name,
@@ -248,8 +313,11 @@ def prepare_shards(
         "task_type": source.task_type,
         "metric": source.metric,
         "shards": [{"file": f"shard-{i:05d}.pt", "graphs": n} for i, n in enumerate(shard_counts)],
-        "options": {"explicit_h": config.explicit_h, "conformer": config.conformer, "source": source.identity,
-                    "duplicates": config.duplicates, "max_atoms": config.max_atoms, "on_error": config.on_error},
+        "options": {"explicit_h": config.explicit_h, "conformer": config.conformer, "descriptors": config.descriptors,
+                    "source": source.identity,
+                    "duplicates": config.duplicates, "max_atoms": config.max_atoms, "on_error": config.on_error,
+                    **({"conformer_max_atoms": config.conformer_max_atoms,
+                        "conformer_timeout": config.conformer_timeout} if config.conformer else {})},
         "featurizer": str(FEATURIZER_VERSION),
         "read": report.read,
         "kept": report.kept,
@@ -295,9 +363,21 @@ class ShardedDataset(MoleculeGraphsMixin, Dataset):
         self.task_names = list(self.manifest["task_names"])
         self.task_type = self.manifest["task_type"]
         self.metric = self.manifest["metric"]
-        report = self.path / "report.json"
-        self.report = BuildReport.from_json(report) if report.is_file() else BuildReport(self.name)
+        self.report = self._report()
         self.report.from_cache = True
+
+    def _report(self) -> BuildReport:
+        """The preparation's report; without a readable one (deleted, or damaged after the
+        preparation), the counts of the manifest, whose shards are what is read."""
+        path = self.path / REPORT
+        if path.is_file():
+            try:
+                return BuildReport.from_json(path)
+            except DataError as exc:
+                warnings.warn(f"{exc}; the counts of {MANIFEST} are used, without the reasons for skipped records",
+                              stacklevel=3)
+        m = self.manifest
+        return BuildReport(self.name, read=int(m.get("read", 0)), kept=int(m.get("kept", 0)))
 
     def __len__(self) -> int:
         return self._starts[-1]

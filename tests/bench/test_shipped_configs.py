@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from graphssl.bench.harness import parse_methods
+from graphssl.bench.harness import parse_methods, parse_tasks
 from graphssl.brep.encoders import brep_feature_spec
 from graphssl.core.config import data_config, load_config
 from graphssl.data.sources import catalogue
@@ -24,8 +24,8 @@ def test_configs_exist():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_parses(path):
     config = load_config(path)
-    for spec in [config.data, config.finetune.task, *config.benchmark.tasks]:
-        task = data_config(spec)
+    benchmark_tasks = [t.data for t in parse_tasks(config.benchmark.tasks, config.finetune)]
+    for task in [data_config(config.data), data_config(config.finetune.task), *benchmark_tasks]:
         if task.name:
             assert task.name in {row[0] for row in catalogue()}
     features = molecule_feature_spec()

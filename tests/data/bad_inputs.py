@@ -116,6 +116,16 @@ def blank_smiles(folder: Path) -> Case:
     return _csv(folder, [("   ", "1.0")], 1, "   ", "empty SMILES")
 
 
+def whitespace_in_smiles(folder: Path) -> Case:
+    # RDKit alone would read "CC" (ethane) and keep " O" as a name, with the label 2.2
+    return _csv(folder, [("CC O", "2.2")], 1, "CC O", "holds whitespace")
+
+
+def whitespace_in_smi_smiles(folder: Path) -> Case:
+    # in a .smi file whitespace ends the SMILES; a tab inside a bracket atom leaves "C[N" behind
+    return _smi(folder, "C[N\tH4+]", "C[N", "syntax error")
+
+
 def unknown_element_smiles(folder: Path) -> Case:
     return _smi(folder, "CC[Xx]C", "CC[Xx]C", "unknown element 'Xx'")
 
@@ -160,6 +170,16 @@ def overflowing_label(folder: Path) -> Case:
 
 def non_numeric_label(folder: Path) -> Case:
     return _csv(folder, [("CCN", "high")], 1, "CCN", "non-numeric value 'high'")
+
+
+def word_in_regression_label(folder: Path) -> Case:
+    # "inactive" used to become 0.0 in a regression column
+    return _csv(folder, [("CCN", "inactive")], 1, "CCN", "non-numeric value 'inactive'")
+
+
+def digit_separator_label(folder: Path) -> Case:
+    # Python's float() reads "1_000" as 1000; a table cell with it is no number
+    return _csv(folder, [("CCN", "1_000")], 1, "CCN", "non-numeric value '1_000'")
 
 
 def infinite_label_sdf(folder: Path) -> Case:
@@ -220,7 +240,7 @@ def zero_volume_cell(folder: Path) -> Case:
     def write(path: Path) -> None:  # the third lattice vector lies in the plane of the first two
         _poscar(path, "Cu", 1, [[4, 0, 0], [0, 4, 0], [4, 4, 0]], [[0, 0, 0]])
 
-    return _structure_folder(folder, "b_flat.vasp", write, reason="zero or negative cell volume")
+    return _structure_folder(folder, "b_flat.vasp", write, reason="degenerate cell")
 
 
 def no_neighbour_within_cutoff(folder: Path) -> Case:
@@ -447,9 +467,10 @@ def garbage_labels(folder: Path) -> Case:
 
 
 MOLECULE_CASES = [invalid_smiles, bad_valence_smiles, unkekulizable_smiles, empty_smiles, blank_smiles, too_many_fields,
-                  unknown_element_smiles, unknown_element_sdf, broken_sdf_block, empty_sdf_record, huge_molecule,
-                  missing_label, infinite_label, negative_infinite_label, overflowing_label, non_numeric_label,
-                  infinite_label_sdf, duplicate_smiles, duplicate_sdf_record]
+                  whitespace_in_smiles, whitespace_in_smi_smiles, unknown_element_smiles, unknown_element_sdf,
+                  broken_sdf_block, empty_sdf_record, huge_molecule, missing_label, infinite_label,
+                  negative_infinite_label, overflowing_label, non_numeric_label, word_in_regression_label,
+                  digit_separator_label, infinite_label_sdf, duplicate_smiles, duplicate_sdf_record]
 STRUCTURE_CASES = [overlapping_atoms, zero_volume_cell, no_neighbour_within_cutoff, unknown_element_structure,
                    non_finite_coordinates, empty_structure_file, truncated_structure_file, huge_structure,
                    infinite_structure_label, missing_structure_label, duplicate_structure, unknown_element_frame,

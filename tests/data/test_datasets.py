@@ -70,6 +70,7 @@ def test_sdf_with_properties(tmp_path):
 
 def test_registry_sets_load(tmp_path):
     b3db = load_dataset(DataConfig(name="b3db", limit=50, on_error="skip"), tmp_path, progress=False)
+    assert "only class 0" in b3db.report.labels["BBB+"]  # its first 128 molecules are all BBB-
     assert b3db.task_type == "classification" and set(b3db.labels.flatten().tolist()) <= {0.0, 1.0}
     freesolv = load_dataset(DataConfig(name="freesolv", limit=20), tmp_path, progress=False)
     assert freesolv.metric == "rmse" and len(freesolv) == 20
@@ -185,3 +186,48 @@ def test_a_field_on_some_graphs_only_is_refused(tmp_path):
         g.y = torch.zeros(1, 0)
     with pytest.raises(DataError, match="'pos' is present on 1 of 2 graphs but missing on 'CCN'"):
         TensorStore.from_graphs([with_pos, without], MOLECULE_FIELDS)
+
+
+# ----------------------------------------------------------------------------- cache and paths
+
+
+@pytest.mark.parametrize("damage", ["", '{"name": "mols", "read": 7', "[1, 2]", '{"name": "mols", "unknown": 1}'])
+def test_an_empty_or_half_written_report_is_a_cache_miss(tmp_path, smiles_file, damage, capsys):
+    cache = tmp_path / "cache"
+    first = load_dataset(DataConfig(path=str(smiles_file)), cache, progress=False, verbose=False)
+    [folder] = list(cache.iterdir())
+    (folder / "report.json").write_text(damage)  # before: a JSONDecodeError traceback
+    again = load_dataset(DataConfig(path=str(smiles_file)), cache, progress=False)
+    assert not again.report.from_cache and len(again) == len(first) == 72
+    assert "rebuilding" in capsys.readouterr().out
+    third = load_dataset(DataConfig(path=str(smiles_file)), cache, progress=False, verbose=False)
+    assert third.report.from_cache and third.report.read == 72  # the rebuilt report was written whole
+
+
+def test_a_truncated_store_is_a_cache_miss(tmp_path, smiles_file):
+    cache = tmp_path / "cache"
+    load_dataset(DataConfig(path=str(smiles_file)), cache, progress=False, verbose=False)
+    [folder] = list(cache.iterdir())
+    store = folder / "graphs.pt"
+    store.write_bytes(store.read_bytes()[:100])
+    again = load_dataset(DataConfig(path=str(smiles_file)), cache, progress=False, verbose=False)
+    assert not again.report.from_cache and len(again) == 72
+
+
+def test_a_missing_relative_path_names_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as caught:
+        load_dataset(DataConfig(path="data/mols.csv"), tmp_path / "cache")
+    message = str(caught.value)
+    assert "'data/mols.csv' does not exist" in message
+    assert f"looked for '{tmp_path / 'data' / 'mols.csv'}'" in message and "working directory" in message
+
+
+def test_a_path_under_home_is_expanded(tmp_path, monkeypatch, smiles_file):
+    monkeypatch.setenv("HOME", str(smiles_file.parent))
+    dataset = load_dataset(DataConfig(path=f"~/{smiles_file.name}"), tmp_path / "cache", progress=False,
+                           verbose=False)
+    assert len(dataset) == 72
+    with pytest.raises(DataError) as caught:
+        load_dataset(DataConfig(path="~/missing.csv"), tmp_path / "cache")
+    assert f"'{smiles_file.parent / 'missing.csv'}' does not exist" in str(caught.value)

@@ -57,3 +57,34 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path):
         save_checkpoint(path, {"step": 2, "bad": lambda: None})
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+def test_a_folder_is_named_as_a_folder_with_the_file_expected(tmp_path):
+    with pytest.raises(CheckpointError, match="is a folder, not a file.*encoder.pt.*holds no checkpoint"):
+        load_checkpoint(tmp_path)
+    save_checkpoint(tmp_path / "encoder.pt", {"kind": "pretrained-encoder"})
+    with pytest.raises(CheckpointError, match="is a folder.*it holds encoder.pt"):
+        load_checkpoint(tmp_path)
+
+
+def test_unsafe_files_are_refused_without_advice_to_load_them_unsafely(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    for name, write in [("pickled.pt", lambda p: p.write_bytes(pickle.dumps(Evil()))),
+                        ("saved.pt", lambda p: torch.save({"a": Evil()}, p))]:
+        path = tmp_path / name
+        write(path)
+        with pytest.raises(CheckpointError) as caught:
+            load_checkpoint(path)
+        message = str(caught.value)
+        assert "cannot be read" in message and "\n" not in message
+        assert "weights_only" not in message and "trusted source" not in message
+    assert "Unsupported global" in message  # what is wrong with the file is still said
+
+
+def test_a_path_under_home_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    save_checkpoint(tmp_path / "ck.pt", {"step": 4})
+    assert load_checkpoint("~/ck.pt")["step"] == 4

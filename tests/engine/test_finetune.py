@@ -36,7 +36,8 @@ def test_multitask_regression_with_missing_labels(tmp_path, molecule_csv):
     assert result.metric == "rmse" and np.isfinite(result.test) and np.isfinite(result.valid)
     assert result.selection == SELECTION_RULE
     history = result.history
-    assert len(history) == 4 and all({"epoch", "loss", "valid", "test"} == set(h) for h in history)
+    assert len(history) == 4 and all({"epoch", "loss", "skipped_steps", "valid", "test"} == set(h) for h in history)
+    assert all(h["skipped_steps"] == 0 for h in history)
     # The reported scores are those of the epoch with the best validation score.
     best = min(history, key=lambda h: h["valid"])
     assert result.best_epoch == best["epoch"] and result.test == best["test"] and result.valid == best["valid"]
@@ -97,7 +98,7 @@ def test_encoder_learning_rate_applies_to_the_encoder_only(tmp_path, molecule_cs
     assert len(next(g for g in groups if g["lr"] == 0.0001)["params"]) > 2
     config.finetune.encoder_lr = -1.0
     config.output_dir = str(tmp_path / "bad")
-    with pytest.raises(ConfigError, match="encoder_lr must be positive"):
+    with pytest.raises(ConfigError, match="'finetune.encoder_lr' must be a positive number"):
         finetune(config)
 
 
@@ -161,7 +162,7 @@ def test_finetune_rejects_wrong_checkpoint_bad_mode_and_unlabeled_data(tmp_path,
     finetune(config)
     with pytest.raises(ConfigError, match="pretrained"):
         finetune(config, checkpoint=tmp_path / "run" / "best.pt")
-    with pytest.raises(ConfigError, match="finetune.mode must be 'full' or 'linear', got 'half'"):
+    with pytest.raises(ConfigError, match="'finetune.mode' must be one of full, linear, got 'half'"):
         finetune(_config(tmp_path, molecule_csv, mode="half"))
     config.finetune.task = DataConfig(path=str(smiles_file))
     with pytest.raises(Exception, match="no labels"):

@@ -1,5 +1,7 @@
 """Pretraining resumes from last.pt exactly, and refuses the state of a different run."""
 
+import re
+
 import pytest
 import torch
 
@@ -63,3 +65,30 @@ def test_exported_batch_norm_statistics_are_those_of_clean_graphs(tmp_path, mole
     reestimate_batch_norm(encoder, data)
     for key in stats:
         torch.testing.assert_close(encoder.state_dict()[key], b[key])
+
+
+@pytest.mark.parametrize("change, named", [
+    (("pretrain", "batch_size", 4), "pretrain.batch_size 8 (now 4)"),
+    (("pretrain", "lr", 0.01), "pretrain.lr 0.001 (now 0.01)"),
+    ((None, "seed", 5), "seed 0 (now 5)"),
+])
+def test_resuming_under_another_recipe_is_refused(tmp_path, molecule_csv, change, named):
+    config = _config(tmp_path, molecule_csv)
+    config.pretrain.epochs = 1
+    pretrain(config)
+    section, key, value = change
+    setattr(config.pretrain if section else config, key, value)
+    config.pretrain.epochs = 2
+    with pytest.raises(CheckpointError, match=f"written with {re.escape(named)}.*pretrain.resume=force"):
+        pretrain(config)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1  # nothing ran
+
+
+def test_forced_resume_continues_under_the_new_learning_rate(tmp_path, molecule_csv):
+    config = _config(tmp_path, molecule_csv)
+    config.pretrain.epochs = 1
+    pretrain(config)
+    config.pretrain.epochs, config.pretrain.lr, config.pretrain.resume = 2, 0.01, "force"
+    pretrain(config)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["epoch"] == 2 and [g["lr"] for g in state["optimizer"]["param_groups"]] == [0.01]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import time
 
 import pytest
 import torch
@@ -346,6 +347,49 @@ def test_conformer_failure_names_the_smiles(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(rdDistGeom, "EmbedMolecule", lambda mol, params: -1)
     with pytest.raises(MoleculeError, match="CCCC"):
         smiles_to_data("CCCC", conformer=True)
+
+
+def test_conformer_of_a_long_chain_is_refused_at_once_naming_the_option() -> None:
+    # before: a 3,000-carbon chain ran past 150 s at 3.3 GB in ETKDG's set-up
+    start = time.perf_counter()
+    with pytest.raises(MoleculeError, match=r"9002 atoms with hydrogens, more than data.conformer_max_atoms=500"):
+        smiles_to_data("C" * 3000, conformer=True)
+    assert time.perf_counter() - start < 10
+    with pytest.raises(MoleculeError, match=r"data.conformer_max_atoms=10\b"):
+        smiles_to_data("CCCC", conformer=True, conformer_max_atoms=10)  # 14 atoms with hydrogens
+    assert smiles_to_data("CCCC", conformer=True, conformer_max_atoms=14).pos.shape == (4, 3)
+    assert smiles_to_data("C" * 3000).num_nodes == 3000  # the graph alone is no problem
+
+
+def test_conformer_embedding_has_a_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    budgets: list[int] = []
+
+    def slow(mol, params):
+        budgets.append(params.timeout)
+        time.sleep(1.05)
+        return -1  # what RDKit returns when its timeout is hit
+
+    monkeypatch.setattr(rdDistGeom, "EmbedMolecule", slow)
+    with pytest.raises(MoleculeError, match=r"ran past data.conformer_timeout=1 s"):
+        smiles_to_data("CCCC", conformer=True, conformer_timeout=1)
+    assert budgets == [1]  # no second, random-coordinates attempt once the budget is spent
+    budgets.clear()
+    with pytest.raises(MoleculeError, match="also with random starting coordinates"):
+        smiles_to_data("CCCC", conformer=True, conformer_timeout=None)
+    assert budgets == [0, 0]  # 0: RDKit's "no limit"
+
+
+def test_conformer_limit_is_a_skip_reason_in_a_build(tmp_path) -> None:
+    from graphssl.core.config import DataConfig
+    from graphssl.data.dataset import load_dataset
+
+    path = tmp_path / "chain.smi"
+    path.write_text(f"CCO\n{'C' * 3000}\nCCN\n")
+    dataset = load_dataset(DataConfig(path=str(path), conformer=True, on_error="skip"), tmp_path / "cache",
+                           progress=False, verbose=False)
+    assert dataset.smiles == ["CCO", "CCN"] and dataset[0].pos.shape == (3, 3)
+    [skipped] = dataset.report.skipped
+    assert skipped.index == 1 and "data.conformer_max_atoms=500" in skipped.reason
 
 
 def test_mmff_is_applied_when_parametrised() -> None:

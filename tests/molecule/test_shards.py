@@ -91,3 +91,81 @@ def test_prepare_command_writes_shards_and_refuses_structures(corpus, tmp_path, 
     assert ShardedDataset(tmp_path / "p").shard_sizes == [25, 25, 10]
     assert main(["data", "prepare", "qm9-3d", "--out", str(tmp_path / "q")]) == 2
     assert "shards molecule data sets" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- replacing a preparation
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_failed_preparation_leaves_the_earlier_corpus_untouched(corpus, tmp_path):
+    good = _data(corpus)
+    prepare_shards(resolve_source(good), good, tmp_path / "p", shard_size=25, progress=False)
+    before = _snapshot(tmp_path / "p")
+    assert {"manifest.json", "report.json", "shard-00000.pt"} <= set(before)
+    bad_file = tmp_path / "bad.smi"
+    bad_file.write_text("CCO\nC1CC\n")
+    bad = _data(bad_file)
+    with pytest.raises(DataError, match="C1CC"):  # before: only report.json was left in p
+        prepare_shards(resolve_source(bad), bad, tmp_path / "p", progress=False)
+    assert _snapshot(tmp_path / "p") == before
+    assert len(ShardedDataset(tmp_path / "p")) == 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.smi", "corpus.smi", "p"]  # no work folders left
+
+
+def test_a_successful_preparation_replaces_the_earlier_one_whole(corpus, tmp_path):
+    config = _data(corpus)
+    prepare_shards(resolve_source(config), config, tmp_path / "p", shard_size=10, progress=False)
+    assert len(ShardedDataset(tmp_path / "p").shard_sizes) == 6
+    small = tmp_path / "small.smi"
+    small.write_text("CCO\nCCN\n")
+    again = _data(small)
+    report = prepare_shards(resolve_source(again), again, tmp_path / "p", shard_size=10, progress=False)
+    assert report.out_dir == str(tmp_path / "p")
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["manifest.json", "report.json", "shard-00000.pt"]
+    assert len(ShardedDataset(tmp_path / "p")) == 2
+    assert oct((tmp_path / "p").stat().st_mode & 0o777) != oct(0o700)  # not mkdtemp's private mode
+
+
+def test_an_output_folder_with_other_files_is_refused_before_any_work(corpus, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    config = _data(corpus)
+    with pytest.raises(DataError, match=r"holds files that are not part of a prepared data set \(notes.txt\)"):
+        prepare_shards(resolve_source(config), config, tmp_path / "out", progress=False)
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+
+
+def test_prepare_command_keeps_the_corpus_and_names_its_own_option(corpus, tmp_path, capsys):
+    from graphssl.cli import main
+
+    assert main(["data", "prepare", str(corpus), "--out", str(tmp_path / "p"), "--no-progress"]) == 0
+    before = _snapshot(tmp_path / "p")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("smiles\nCCO\nCC O\n")
+    capsys.readouterr()
+    assert main(["data", "prepare", str(bad), "--out", str(tmp_path / "p"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--on-error skip" in err and "whitespace" in err
+    assert _snapshot(tmp_path / "p") == before
+
+
+def test_a_prepared_folder_with_a_damaged_report_still_reads_its_shards(corpus, tmp_path):
+    config = _data(corpus)
+    prepare_shards(resolve_source(config), config, tmp_path / "p", progress=False)
+    (tmp_path / "p" / "report.json").write_text('{"name": "corpus", "rea')  # cut short
+    with pytest.warns(UserWarning, match="report.json' is unreadable"):
+        dataset = ShardedDataset(tmp_path / "p")
+    assert len(dataset) == 60 and (dataset.report.read, dataset.report.kept) == (60, 60)
+
+
+def test_prepared_classification_reports_its_label_reading(tmp_path):
+    path = tmp_path / "mols.csv"
+    path.write_text("smiles,active\nCCO,active\nCCN,inactive\nCCC,active\n")
+    config = DataConfig(path=str(path), label_columns=["active"], task_type="classification")
+    prepare_shards(resolve_source(config), config, tmp_path / "p", progress=False)
+    prepared = ShardedDataset(tmp_path / "p")
+    assert prepared.report.labels == {"active": "binary classes 'inactive' -> 0 (1 row), 'active' -> 1 (2 rows)"}
+    assert torch.cat([prepared[i].y for i in range(3)]).flatten().tolist() == [1.0, 0.0, 1.0]

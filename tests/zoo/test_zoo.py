@@ -118,11 +118,11 @@ def test_an_entry_from_a_pretrain_run_reads_its_budget_from_the_run(tmp_path, mo
     card = zoo.card("from-run", tmp_path / "zoo")
     history = payload["history"]
     assert card["pretrain"]["epochs"] == 2
-    assert card["pretrain"]["steps"] == sum(h["steps"] for h in history)
+    assert card["pretrain"]["steps"] == history[-1]["steps"] == 2 * history[0]["steps"]  # a cumulative count
     assert card["pretrain"]["graph_passes"] == card["pretrain"]["steps"] * 4
     assert card["pretrain"]["final_loss"] == pytest.approx(history[-1]["loss"], abs=1e-5)
     assert card["objective"] == {"name": "attrmask", "options": {}} or card["objective"]["name"] == "attrmask"
-    assert card["feature_spec"] == {"domain": "molecule"}
+    assert card["feature_spec"] == {"domain": "molecule", "explicit_h": False}
     # the shipped weights are the encoder.pt weights
     loaded = zoo.read("from-run", tmp_path / "zoo")
     for key, value in payload["encoder"].items():

@@ -1,0 +1,89 @@
+"""Per-task harness options (label, splits, label_counts, tie_tolerance) and the standard tier's
+config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphssl.bench.harness import SplitSpec, TaskSpec, _fraction_for, parse_methods, parse_tasks
+from graphssl.core.config import FinetuneConfig, benchmark_task_data, load_config
+from graphssl.core.errors import ConfigError
+from graphssl.data.splits import Split, subsample_fraction
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_follow_the_finetune_section():
+    (task,) = parse_tasks(["b3db"], FinetuneConfig(split="random", split_seed=3))
+    assert task.label == "b3db" and task.splits == [SplitSpec("random", [3])]
+    assert task.label_counts is None and task.tie_tolerance == 0.0
+    (qm9,) = parse_tasks([{"name": "qm9", "label_columns": ["gap"]}], FinetuneConfig())
+    assert qm9.label == "qm9:gap" and qm9.data.label_columns == ["gap"]
+    (own,) = parse_tasks([{"path": "x.csv", "label_columns": ["y"]}], FinetuneConfig())
+    assert own.label is None  # named after the data set once it is loaded
+
+
+def test_splits_counts_labels_and_tolerances():
+    spec = {"name": "qm9", "label_columns": ["gap"], "label": "gap", "label_counts": [1000, 5000],
+            "tie_tolerance": 0.01, "splits": ["scaffold", {"name": "balanced-scaffold", "seeds": [0, 1, 2]},
+                                               {"name": "random", "seeds": "finetune"}]}
+    (task,) = parse_tasks([spec], FinetuneConfig())
+    assert task.label == "gap" and task.label_counts == [1000, 5000] and task.tie_tolerance == 0.01
+    assert task.splits == [SplitSpec("scaffold", [0]), SplitSpec("balanced-scaffold", [0, 1, 2]),
+                           SplitSpec("random", None)]
+    assert benchmark_task_data(spec).label_columns == ["gap"]  # the data section alone
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"splits": ["scafold"]}, r"'benchmark.tasks\[0\].splits\[0\].name': unknown split 'scafold'. Did you mean"),
+    ({"splits": []}, "splits' must be a non-empty list"),
+    ({"splits": [{"name": "random", "seed": 1}]}, "unknown option"),
+    ({"splits": ["random", {"name": "random", "seeds": [1]}]}, "names a split twice"),
+    ({"splits": [{"name": "random", "seeds": [-1]}]}, "integers >= 0"),
+    ({"label_counts": [0]}, "label_counts' must be"),
+    ({"label_counts": 1000.5}, "label_counts' must be"),
+    ({"tie_tolerance": -0.1}, "tie_tolerance' must be"),
+    ({"splitz": ["random"]}, "unknown option 'benchmark.tasks\\[0\\].splitz'"),
+])
+def test_bad_task_options_are_named(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_tasks([{"name": "b3db", **extra}], FinetuneConfig())
+
+
+def test_task_labels_must_be_unique():
+    with pytest.raises(ConfigError, match="labels must be unique"):
+        parse_tasks(["b3db", {"name": "b3db", "on_error": "skip"}], FinetuneConfig())
+    tasks = parse_tasks(["b3db", {"name": "b3db", "label": "b3db-2"}], FinetuneConfig())
+    assert [t.label for t in tasks] == ["b3db", "b3db-2"]
+
+
+@pytest.mark.parametrize("n", [7, 100, 999, 1000, 104_665, 104_666])
+def test_label_counts_draw_exactly_that_many(n):
+    task = TaskSpec("t", benchmark_task_data("b3db"), [], [1, 7, 1000])
+    split = Split(np.arange(n), np.arange(0), np.arange(0))
+    for count in (1, 7, 1000):
+        if count > n:
+            with pytest.raises(ConfigError, match=f"asks for {count:,} labelled items"):
+                _fraction_for(task, ("count", count), split, "scaffold")
+            continue
+        fraction = _fraction_for(task, ("count", count), split, "scaffold")
+        for seed in (0, 5):
+            assert len(subsample_fraction(split.train, fraction, seed=seed)) == count
+    assert _fraction_for(task, ("fraction", 0.25), split, "scaffold") == 0.25
+
+
+def test_standard_tier_config():
+    config = load_config(ROOT / "benchmarks" / "standard.yaml")
+    bench = config.benchmark
+    assert bench.tier == "standard" and len(bench.seeds) >= 10
+    methods = parse_methods(bench.methods)
+    assert [m.label for m in methods] == ["scratch", "attrmask", "graphmae", "higmae", "ecfp-rf", "rdkit-rf"]
+    tasks = {t.label: t for t in parse_tasks(bench.tasks, config.finetune)}
+    assert set(tasks) == {"b3db", "freesolv", "rdkit-solubility", "qm9:gap", "qm9:alpha"}
+    for task in tasks.values():
+        assert task.splits == [SplitSpec("scaffold", [0]), SplitSpec("balanced_scaffold", None)]
+    assert tasks["qm9:gap"].label_counts == tasks["qm9:alpha"].label_counts == [1000, 5000]
+    assert tasks["b3db"].label_counts is None and bench.label_fractions == [1.0]

@@ -1,0 +1,70 @@
+"""Zoo entries as benchmark methods: fine-tuned from the shipped weights, against scratch on the same backbone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from graphssl import zoo
+from graphssl.bench import harness
+from graphssl.core.config import ModelConfig, RunConfig, from_dict
+from graphssl.core.errors import ConfigError
+from graphssl.molecule.features import molecule_feature_spec
+from graphssl.nn import build_encoder
+
+ARCH = {"backbone": "gine", "hidden": 16, "num_layers": 2, "norm": "batch_norm"}
+
+
+@pytest.fixture
+def entry(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = ModelConfig(**ARCH)
+    encoder = build_encoder(model, molecule_feature_spec())
+    zoo.write_entry("tiny", tmp_path / "zoo", encoder_state=encoder.state_dict(), model=model,
+                    objective={"name": "attrmask", "options": {}}, objective_state={},
+                    feature_spec={"domain": "molecule", "explicit_h": False},
+                    data={"name": "test", "records": 10}, pretrain={"graph_passes": 1000, "wall_time_s": 36.0})
+    monkeypatch.setattr(zoo, "ENTRIES", tmp_path / "zoo")
+    return encoder
+
+
+def _config(tmp_path, molecule_csv, methods, model=ARCH):
+    task = {"path": str(molecule_csv), "label_columns": ["logp"], "task_type": "regression", "label": "logp"}
+    return from_dict(RunConfig, {
+        "output_dir": str(tmp_path / "bench"), "cache_dir": str(tmp_path / "cache"), "progress": False,
+        "threads": 1, "model": dict(model), "finetune": {"split": "random", "epochs": 1, "batch_size": 8},
+        "benchmark": {"seeds": [0], "methods": methods, "tasks": [task]},
+    })
+
+
+def test_a_zoo_method_fine_tunes_the_entry_and_pretrains_nothing(tmp_path, molecule_csv, entry, monkeypatch,
+                                                                  one_thread):
+    seen = []
+    finetune = harness.finetune
+
+    def record(cfg, checkpoint=None, dataset=None, split=None):
+        seen.append(checkpoint)
+        return finetune(cfg, checkpoint=checkpoint, dataset=dataset, split=split)
+
+    monkeypatch.setattr(harness, "finetune", record)
+    monkeypatch.setattr(harness, "pretrain", lambda *a, **k: pytest.fail("a zoo method must not pretrain"))
+    config = _config(tmp_path, molecule_csv, ["scratch", {"name": "zoo:tiny", "label": "tiny-zoo"}])
+    out = harness.run_benchmark(config, command="test")
+    assert seen == [None, "zoo:tiny"]
+    runs = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in runs["runs"]] == ["scratch", "tiny-zoo"]
+    assert runs["meta"]["zoo"]["tiny-zoo"]["entry"] == "tiny"
+    assert "zoo entry `tiny`" in (out / "results.md").read_text()
+
+
+def test_zoo_methods_are_checked_before_any_work(tmp_path, molecule_csv, entry):
+    with pytest.raises(ConfigError, match="no zoo entry named 'nope'"):
+        harness.run_benchmark(_config(tmp_path, molecule_csv, ["scratch", "zoo:nope"]), command="test")
+    with pytest.raises(ConfigError, match="takes no options"):
+        harness.parse_methods([{"name": "zoo:tiny", "mask_rate": 0.5}])
+    wider = {**ARCH, "hidden": 32}
+    with pytest.raises(ConfigError, match=r"differs from model: in hidden; set model.hidden=16"):
+        harness.run_benchmark(_config(tmp_path, molecule_csv, ["scratch", "zoo:tiny"], model=wider), command="test")
+    assert not (tmp_path / "bench" / "results.json").exists()
