@@ -3,7 +3,8 @@
 (a) Coarsening throughput (graphs/s) of graphssl's batched sparse coarsening against the
     reference Hi-GMAE preprocessing (pygsp-based Loukas coarsening, run the way the
     reference runs it) on the same MOSES molecules.
-(b) Pretraining throughput of Hi-GMAE against GraphMAE on the same backbone and batches.
+(b) Pretraining throughput of Hi-GMAE against GraphMAE on the same backbone and batches, the
+    arms alternating step by step in rounds (medians of per-round ratios).
 (c) Time and peak memory of one Hi-GMAE training step as graph size grows, from MOSES
     molecules to synthetic molecule-like graphs of 5,000 nodes (one subprocess per size,
     so peak resident memory is that size's own).
@@ -12,6 +13,7 @@ The reference is not part of graphssl: pass the folder of a checkout of its publ
 repository (LiuChuang0059/Hi-GMAE) with --reference; without it, (a) measures graphssl only.
 
     python benchmarks/higmae_speed.py --reference /path/to/Hi-GMAE --out benchmarks/results/higmae_speed
+    python benchmarks/higmae_speed.py --parts pretraining --threads 1   # (b) alone; (a), (c) kept
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -89,32 +92,64 @@ def graphssl_coarsening(graphs: list[Data], rate: float, method: str, pe_steps: 
 
 
 # ---------------------------------------------------------------- (b) pretraining throughput
-def pretraining_throughput(graphs: list[Data], batches: int, batch_size: int) -> dict[str, float]:
-    out = {}
+def pretraining_throughput(graphs: list[Data], batches: int, batch_size: int, rounds: int) -> dict:
+    """Graphs/s of training steps (forward + backward + Adam) of GraphMAE and Hi-GMAE on the same
+    5-layer GINE 300 and the same batches. Hi-GMAE runs twice: with CoFi-R's recovery share of
+    the first epoch (0.5: fewer masked fine nodes) and of the epochs after the first quarter (0).
+    The arms alternate step by step (order reversed at every batch), so a change in machine load
+    hits them alike; the ratio of each round is GraphMAE's seconds over the arm's, and the median
+    over rounds is reported."""
     model = ModelConfig(backbone="gine", hidden=300, num_layers=5)
-    for name, options in [("graphmae", {}), ("higmae", {"levels": 2, "ratio": 0.25})]:
+    arms = {}
+    for name, method, options, epoch in [("graphmae", "graphmae", {}, None),
+                                         ("higmae", "higmae", {"levels": 2, "ratio": 0.25}, 0),
+                                         ("higmae_no_recovery", "higmae", {"levels": 2, "ratio": 0.25}, 3)]:
         torch.manual_seed(0)
-        objective = build_objective(name, build_encoder(model, molecule_feature_spec()), options)
-        data = graphs
-        prep = 0.0
+        objective = build_objective(method, build_encoder(model, molecule_feature_spec()), options)
+        if epoch is not None:
+            objective.set_epoch(epoch, total_epochs=4)  # recovery 0.5 at epoch 0, 0 from epoch 1 of 4
+        data, prep = graphs, float("nan")
         if objective.transform is not None:
             t0 = time.perf_counter()
             data = objective.transform.many(graphs)
-            prep = time.perf_counter() - t0
-        loader = list(DataLoader(data, batch_size=batch_size))[:batches]
-        optimiser = torch.optim.Adam(objective.parameters(), lr=1e-3)
+            prep = len(graphs) / (time.perf_counter() - t0)
         objective.train()
-        for step, batch in enumerate(loader):
-            if step == 1:  # the first step pays one-off allocation costs
-                start = time.perf_counter()
-            loss = objective(batch)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        seconds = time.perf_counter() - start
-        out[name] = (len(loader) - 1) * batch_size / seconds
-        out[f"{name}_preprocess_graphs_per_s"] = len(graphs) / prep if prep else float("nan")
-    out["ratio_higmae_over_graphmae"] = out["higmae"] / out["graphmae"]
+        arms[name] = {"objective": objective, "optimiser": torch.optim.Adam(objective.parameters(), lr=1e-3),
+                      "batches": list(DataLoader(data, batch_size=batch_size))[:batches], "seconds": [],
+                      "preprocess_graphs_per_s": prep, "recovery": getattr(objective, "recovery", None)}
+
+    def step(arm: dict, i: int) -> float:
+        start = time.perf_counter()
+        loss = arm["objective"](arm["batches"][i])
+        arm["optimiser"].zero_grad()
+        loss.backward()
+        arm["optimiser"].step()
+        return time.perf_counter() - start
+
+    names = list(arms)
+    for arm in arms.values():  # the first steps pay one-off allocation costs
+        step(arm, 0)
+    for r in range(rounds):
+        totals = dict.fromkeys(names, 0.0)
+        for i in range(batches):
+            for name in (names if (r * batches + i) % 2 == 0 else names[::-1]):
+                totals[name] += step(arms[name], i)
+        for name in names:
+            arms[name]["seconds"].append(totals[name])
+        print(f"    round {r + 1}/{rounds}: " + ", ".join(f"{n} {batches * batch_size / totals[n]:.0f} graphs/s"
+                                                        for n in names), flush=True)
+    out: dict = {"batches": batches, "batch_size": batch_size, "rounds": rounds,
+                 "threads": torch.get_num_threads(), "arms": {}}
+    base = arms["graphmae"]["seconds"]
+    for name, arm in arms.items():
+        rates = [batches * batch_size / s for s in arm["seconds"]]
+        out["arms"][name] = {"graphs_per_s_median": float(np.median(rates)), "graphs_per_s_rounds": rates,
+                             "preprocess_graphs_per_s": arm["preprocess_graphs_per_s"], "recovery": arm["recovery"]}
+        if name != "graphmae":
+            ratios = [g / s for g, s in zip(base, arm["seconds"])]
+            out["arms"][name]["ratio_over_graphmae_rounds"] = ratios
+            out["arms"][name]["ratio_over_graphmae_median"] = float(np.median(ratios))
+    out["ratio_higmae_over_graphmae"] = out["arms"]["higmae"]["ratio_over_graphmae_median"]
     return out
 
 
@@ -171,12 +206,13 @@ def one_size(n: int, method: str, repeats: int) -> dict[str, float]:
             "seconds_per_step": float(np.median(times[1:])), "step_rss_growth_mb": (peak[0] - before) / 2**20}
 
 
-def growth(sizes: list[int], repeats: int) -> list[dict[str, float]]:
+def growth(sizes: list[int], repeats: int, threads: int) -> list[dict[str, float]]:
     rows = []
     for method in ("graphmae", "higmae"):
         for n in sizes:
             result = subprocess.run([sys.executable, __file__, "--one-size", str(n), "--method", method,
-                                     "--repeats", str(repeats)], capture_output=True, text=True, check=True)
+                                     "--repeats", str(repeats), "--threads", str(threads)],
+                                    capture_output=True, text=True, check=True)
             row = json.loads(result.stdout.strip().splitlines()[-1])
             row["method"] = method
             rows.append(row)
@@ -211,7 +247,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", type=Path, help="checkout of the Hi-GMAE repository (for (a))")
     parser.add_argument("--molecules", type=int, default=2000)
-    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--batches", type=int, default=12, help="batches of 256 molecules per round in (b)")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds in (b)")
+    parser.add_argument("--parts", nargs="+", default=["coarsening", "pretraining", "growth"],
+                        choices=["coarsening", "pretraining", "growth"],
+                        help="parts to run; the others keep their numbers from the previous results file")
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 100, 500, 1000, 2000, 5000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -225,32 +265,54 @@ def main() -> None:
         return
 
     args.out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"command": " ".join(sys.argv), "machine": machine_description(), "versions": library_versions()}
+    path = args.out / "higmae_speed.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    command = " ".join(([f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ
+                        else []) + ["python", *sys.argv])
+    report: dict = {"command": command, "machine": machine_description(), "versions": library_versions(),
+                    "parts": args.parts, "load_average_1_5_15min": {"start": os.getloadavg()}}
+    kept = {}
+    for part in ("coarsening", "pretraining", "growth"):
+        if part not in args.parts and part in previous:  # a part not run keeps its last measurement
+            report[part] = previous[part]
+            kept[part] = previous.get("kept_from_earlier_runs", {}).get(part) or {
+                key: previous.get(key) for key in ("command", "machine", "versions")}
+            if part == "pretraining" and "projection_bytes_per_batch" in previous:
+                report["projection_bytes_per_batch"] = previous["projection_bytes_per_batch"]
+    if kept:
+        report["kept_from_earlier_runs"] = kept
     graphs = moses(args.molecules)
-    print(f"(a) coarsening {len(graphs)} MOSES molecules")
-    settings = [("greedy", 0.25, 8, "algebraic"), ("algebraic_JC", 0.5, 20, "algebraic")]
-    coarsening = []
-    for ref_method, rate, pe, ours in settings:
-        row = {"reference_method": ref_method, "ratio": rate, "pe_steps": pe, "graphssl_method": ours,
-               "graphssl_batched": graphssl_coarsening(graphs, rate, ours, pe, chunk=1024),
-               "graphssl_one_by_one": graphssl_coarsening(graphs, rate, ours, pe, chunk=1)}
-        if args.reference is not None:
-            row["reference"] = reference_coarsening(args.reference, graphs, rate, ref_method, pe)
-            row["speedup_batched"] = row["graphssl_batched"] / row["reference"]
-        coarsening.append(row)
-        print("   ", {k: (round(v, 1) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-    report["coarsening"] = coarsening
+    if "coarsening" in args.parts:
+        print(f"(a) coarsening {len(graphs)} MOSES molecules")
+        settings = [("greedy", 0.25, 8, "algebraic"), ("algebraic_JC", 0.5, 20, "algebraic")]
+        coarsening = []
+        for ref_method, rate, pe, ours in settings:
+            row = {"reference_method": ref_method, "ratio": rate, "pe_steps": pe, "graphssl_method": ours,
+                   "graphssl_batched": graphssl_coarsening(graphs, rate, ours, pe, chunk=1024),
+                   "graphssl_one_by_one": graphssl_coarsening(graphs, rate, ours, pe, chunk=1)}
+            if args.reference is not None:
+                row["reference"] = reference_coarsening(args.reference, graphs, rate, ref_method, pe)
+                row["speedup_batched"] = row["graphssl_batched"] / row["reference"]
+            coarsening.append(row)
+            print("   ", {k: (round(v, 1) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        report["coarsening"] = coarsening
 
-    print("(b) pretraining throughput, batches of 256 MOSES molecules, 5-layer GINE 300")
-    report["pretraining"] = pretraining_throughput(moses(256 * (args.batches + 1)), args.batches, 256)
-    dense, sparse = reference_projection_bytes(graphs, 256)
-    report["projection_bytes_per_batch"] = {"reference_dense": dense, "graphssl_cluster_index": sparse}
-    print("   ", report["pretraining"], flush=True)
+    if "pretraining" in args.parts:
+        print(f"(b) pretraining throughput, {args.batches} batches of 256 MOSES molecules, 5-layer GINE 300, "
+              f"{args.rounds} interleaved rounds")
+        report["pretraining"] = pretraining_throughput(moses(256 * args.batches), args.batches, 256, args.rounds)
+        dense, sparse = reference_projection_bytes(graphs, 256)
+        report["projection_bytes_per_batch"] = {"reference_dense": dense, "graphssl_cluster_index": sparse}
+        print(f"    ratio Hi-GMAE / GraphMAE {report['pretraining']['ratio_higmae_over_graphmae']:.3f}; "
+              f"without recovery {report['pretraining']['arms']['higmae_no_recovery']['ratio_over_graphmae_median']:.3f}",
+              flush=True)
 
-    print("(c) one training step as graphs grow (fresh process per size)")
-    report["growth"] = growth(args.sizes, args.repeats)
-    plot_growth(report["growth"], args.out / "growth.png")
-    (args.out / "higmae_speed.json").write_text(json.dumps(report, indent=1))
+    if "growth" in args.parts:
+        print("(c) one training step as graphs grow (fresh process per size)")
+        report["growth"] = growth(args.sizes, args.repeats, args.threads)
+        plot_growth(report["growth"], args.out / "growth.png")
+    report["load_average_1_5_15min"]["end"] = os.getloadavg()
+    path.write_text(json.dumps(report, indent=1))
     print(f"written to {args.out}")
 
 

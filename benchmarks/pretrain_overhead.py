@@ -20,8 +20,16 @@ Measured in one process, in one run:
 (c) Time per graph of a GraphMAE forward + backward as graphs grow from 20 to 5,000 nodes
     (synthetic molecule-like graphs, random OGB atom features, batches with a constant total
     number of nodes), and the same for Hi-GMAE.
+(d) The real loop: ``graphssl.pretrain(config)`` end to end (data loaded from the cache, model
+    built, the loop with its random-stream swap, finite checks and loss bookkeeping, ``last.pt``
+    every epoch, ``encoder.pt``, config and history files), in process with progress bars off,
+    against the loop one writes by hand in plain PyG (the same data from the same cache, the
+    same batches as index lists drawn by graphssl's sampler before timing, the same steps and
+    threads, the model's weights saved at the end), for ``PlainGraphMAE`` and for graphssl's own
+    objective. Runs interleaved in rounds, wall time of each run; medians of per-round ratios.
 
     python benchmarks/pretrain_overhead.py --out benchmarks/results/pretrain_overhead
+    python benchmarks/pretrain_overhead.py --parts loop --threads 1   # (d) alone; (b), (c) kept
     python benchmarks/pretrain_overhead.py --quick --out /tmp/overhead   # seconds: a smoke test
 """
 
@@ -32,8 +40,10 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,11 +53,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch
+from torch_geometric.loader import DataLoader
 from torch_geometric.nn import GIN
 
+import graphssl
 from graphssl.molecule.features import ATOM_FEATURE_DIMS, molecule_feature_spec
-from graphssl.core.config import DataConfig, ModelConfig
+from graphssl.core.config import DataConfig, ModelConfig, RunConfig, from_dict
 from graphssl.data.dataset import load_dataset
+from graphssl.data.sampler import StepSampler
 from graphssl.nn import build_encoder
 from graphssl.objectives import build_objective
 
@@ -237,6 +250,126 @@ def throughput(batches: list[Batch], rounds: int, warmup: int, hidden: int, laye
     return out
 
 
+# --------------------------------------------------------------------------- the real loop
+def loop_config(out_dir: Path, cache_dir: Path, molecules: int, batch_size: int, epochs: int, hidden: int,
+                layers: int, threads: int, seed: int, clean_batch_norm: int) -> RunConfig:
+    """The run ``graphssl pretrain`` does for this benchmark's model, objective and data."""
+    return from_dict(RunConfig, {
+        "seed": seed, "device": "cpu", "output_dir": str(out_dir), "cache_dir": str(cache_dir),
+        "threads": threads, "progress": False,
+        "data": {"name": "moses", "limit": molecules},
+        "model": {"backbone": "gin", "hidden": hidden, "num_layers": layers},
+        "objective": {"name": "graphmae"},
+        "pretrain": {"epochs": epochs, "batch_size": batch_size, "lr": 1e-3, "resume": False,
+                     "clean_batch_norm": clean_batch_norm},
+    })
+
+
+def run_pretrain(config: RunConfig) -> dict:
+    """``graphssl.pretrain(config)``, timed from the call to its return."""
+    start = time.perf_counter()
+    path = graphssl.pretrain(config)
+    seconds = time.perf_counter() - start
+    history = json.loads((path.parent / "pretrain_history.json").read_text())
+    return {"seconds": seconds, "loop_seconds": sum(h["seconds"] for h in history),
+            "losses": [h["loss"] for h in history]}
+
+
+def run_plain(kind: str, config: RunConfig, batches: list[list[list[int]]]) -> dict:
+    """The loop written by hand: load the data, build the model, train on the given batches
+    (one list of index lists per epoch), keep each epoch's mean loss, save the weights."""
+    start = time.perf_counter()
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    dataset = load_dataset(config.data, config.cache_dir, progress=False, verbose=False)
+    if kind == "plain":
+        model = PlainGraphMAE(hidden=config.model.hidden, num_layers=config.model.num_layers)
+
+        def call(batch):
+            return model(batch.x, batch.edge_index)
+    else:
+        model = graphssl_graphmae(config.model.hidden, config.model.num_layers)
+        call = model
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.pretrain.lr)
+    model.train()
+    losses, loop_seconds = [], 0.0
+    for epoch_batches in batches:
+        total, graphs = 0.0, 0
+        t0 = time.perf_counter()
+        for batch in DataLoader(dataset, batch_sampler=epoch_batches):
+            optimiser.zero_grad(set_to_none=True)
+            loss = call(batch)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * batch.num_graphs
+            graphs += batch.num_graphs
+        loop_seconds += time.perf_counter() - t0
+        losses.append(total / graphs)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / "model.pt")
+    return {"seconds": time.perf_counter() - start, "loop_seconds": loop_seconds, "losses": losses}
+
+
+LOOP_ARMS = {
+    "pretrain": "graphssl.pretrain(config), pretrain.clean_batch_norm 0",
+    "plain": "plain PyG loop, PlainGraphMAE",
+    "plain_graphssl_model": "plain PyG loop, graphssl's GraphMAE objective",
+    "pretrain_default": "graphssl.pretrain(config), clean_batch_norm 10,000 (the default)",
+}
+
+
+def real_loop(cache_dir: Path, molecules: int, batch_size: int, epochs: int, hidden: int, layers: int,
+              threads: int, seed: int, rounds: int, arms: list[str]) -> dict:
+    """Wall time of whole runs of each arm, interleaved in rounds (order reversed every other
+    round) after one untimed warm-up round; medians of per-round ratios against ``plain``."""
+    work = Path(tempfile.mkdtemp(prefix="graphssl-loop-"))
+
+    def config(arm: str, r: int) -> RunConfig:
+        clean = 10_000 if arm == "pretrain_default" else 0
+        return loop_config(work / f"{arm}-{r}", cache_dir, molecules, batch_size, epochs, hidden, layers, threads,
+                           seed, clean)
+
+    probe = config("plain", 0)
+    dataset = load_dataset(probe.data, cache_dir, progress=False, verbose=False)  # builds the cache, untimed
+    sizes = [len(dataset)]
+    batches = [list(StepSampler(sizes, batch_size, seed, epoch)) for epoch in range(epochs)]
+    results: dict[str, list[dict]] = {arm: [] for arm in arms}
+    try:
+        for r in range(rounds + 1):
+            for arm in (arms if r % 2 == 0 else arms[::-1]):
+                cfg = config(arm, r)
+                result = run_pretrain(cfg) if arm.startswith("pretrain") else run_plain(arm, cfg, batches)
+                shutil.rmtree(cfg.output_dir, ignore_errors=True)
+                if r:  # round 0 warms up file caches, the allocator and first calls
+                    results[arm].append(result)
+            if r:
+                print(f"  loop round {r}/{rounds}: " + ", ".join(f"{arm} {results[arm][-1]['seconds']:.1f} s"
+                                                                 for arm in arms), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    steps = sum(len(b) for b in batches)
+    out: dict = {"molecules": len(dataset), "epochs": epochs, "steps": steps, "batch_size": batch_size,
+                 "rounds": rounds, "threads": threads, "arms": {}}
+    for arm in arms:
+        runs = results[arm]
+        out["arms"][arm] = {
+            "what": LOOP_ARMS[arm],
+            "seconds_median": statistics.median(x["seconds"] for x in runs),
+            "seconds_rounds": [x["seconds"] for x in runs],
+            "loop_seconds_median": statistics.median(x["loop_seconds"] for x in runs),
+            "outside_loop_seconds_median": statistics.median(x["seconds"] - x["loop_seconds"] for x in runs),
+            "final_loss": runs[-1]["losses"][-1],
+        }
+        if arm != "plain":
+            base = results["plain"]
+            out["arms"][arm]["ratio_over_plain_rounds"] = [x["seconds"] / y["seconds"] for x, y in zip(runs, base)]
+            out["arms"][arm]["ratio_over_plain_median"] = statistics.median(out["arms"][arm]["ratio_over_plain_rounds"])
+            out["arms"][arm]["loop_ratio_over_plain_median"] = statistics.median(
+                x["loop_seconds"] / y["loop_seconds"] for x, y in zip(runs, base))
+    return out
+
+
 # --------------------------------------------------------------------------- growth
 
 
@@ -336,8 +469,17 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _settings(report: dict, part: str) -> tuple[dict, str]:
+    """The settings a part was measured with, and a note when it comes from an earlier run."""
+    kept = report.get("kept_from_earlier_runs", {}).get(part)
+    if kept:
+        return kept["settings"], f"Measured by an earlier run: `{kept['command']}`, torch threads " \
+                                 f"{kept['settings']['threads']}."
+    return report["settings"], ""
+
+
 def markdown(report: dict) -> str:
-    tp, gr, s = report["throughput"], report["growth"], report["settings"]
+    s = report["settings"]
     lines = [
         "# GraphMAE pretraining overhead: graphssl vs plain PyG", "",
         f"Command: `{report['command']}`", "",
@@ -346,53 +488,101 @@ def markdown(report: dict) -> str:
         f"Wall time {report['wall_seconds']:.0f} s; peak RSS of the process {report['peak_rss_mb']:.0f} MB; "
         f"1-min load average {report['load_average_1_5_15min']['start'][0]:.2f} at the start, "
         f"{report['load_average_1_5_15min']['end'][0]:.2f} at the end (this run included).", "",
-        f"## Throughput on MOSES ({s['layers']}-layer GIN {s['hidden']}, GraphMAE mask 0.25, Adam 1e-3)", "",
-        f"{s['batches']} fixed batches of {s['batch_size']} molecules ({s['molecules']} MOSES molecules, "
-        f"{s['mean_nodes']:.1f} atoms and {s['mean_directed_edges_per_node']:.2f} directed edges per atom on average), "
-        f"{s['warmup']} warm-up steps per arm, then {s['rounds']} rounds of all batches per arm, arms interleaved "
-        "(order reversed every other round); medians over rounds. A step is zero_grad + forward + backward + Adam step.", "",
-        "| arm | graphs/s | ms/step | RSS after forward (MB, max) | first → last loss |",
-        "|---|---|---|---|---|",
     ]
-    for name, label in [("graphssl", "graphssl GraphMAE"), ("plain", "plain PyG GraphMAE"),
-                        ("backbone", "backbone only (embeddings + GIN, trivial loss)")]:
-        a = tp["arms"][name]
-        lines.append(f"| {label} | {a['graphs_per_s_median']:.0f} | {a['ms_per_step_median']:.1f} | "
-                     f"{a['rss_after_forward_mb_max']:.0f} | {a['first_loss']:.3f} → {a['last_loss']:.3f} |")
-    lines += ["",
-              f"Ratio graphssl / plain: **{tp['ratio_graphssl_over_plain']:.3f}** (median of per-round ratios); "
-              f"plain / backbone-only: {tp['ratio_plain_over_backbone']:.3f}; "
-              f"graphssl / backbone-only: {tp['ratio_graphssl_over_backbone']:.3f}.", "",
-              f"## Time per graph as graphs grow (batches of {gr['total_nodes_per_batch']:,} nodes)", "",
-              "Synthetic molecule-like graphs (random tree + ring closures, about 2.2 directed edges per node, random "
-              f"OGB atom features); forward + backward, median of {s['growth_repeats']} repeats after one warm-up pass.", ""]
-    for method, res in gr["methods"].items():
-        if "error" in res:
-            lines += [f"**{method}**: failed: `{res['error']}`", ""]
-            continue
-        extra = " | coarsest supernodes / graph" if method == "higmae" else ""
-        lines += [f"**{method}** (log-log slope of ms/graph against nodes: {res['loglog_slope']:.3f}; "
-                  f"µs/node varies by a factor {res['us_per_node_max_over_min']:.2f} from smallest to largest)", "",
-                  f"| nodes/graph | graphs/batch | ms/graph | µs/node | RSS after forward (MB){extra} |",
-                  "|---|---|---|---|---|" + ("---|" if extra else "")]
-        for r in res["rows"]:
-            tail = f" | {r['coarsest_supernodes_per_graph']:.0f}" if method == "higmae" else ""
-            lines.append(f"| {r['nodes_per_graph']} | {r['graphs_per_batch']} | {r['ms_per_graph']:.3f} | "
-                         f"{r['us_per_node']:.2f} | {r['rss_after_forward_mb']:.0f}{tail} |")
+    if "throughput" in report:
+        tp = report["throughput"]
+        t, note = _settings(report, "throughput")
+        lines += [
+            f"## Throughput on MOSES ({t['layers']}-layer GIN {t['hidden']}, GraphMAE mask 0.25, Adam 1e-3)", "",
+            *([note, ""] if note else []),
+            f"{t['batches']} fixed batches of {t['batch_size']} molecules ({t['molecules']} MOSES molecules, "
+            f"{t['mean_nodes']:.1f} atoms and {t['mean_directed_edges_per_node']:.2f} directed edges per atom on "
+            f"average), {t['warmup']} warm-up steps per arm, then {t['rounds']} rounds of all batches per arm, arms "
+            "interleaved (order reversed every other round); medians over rounds. A step is zero_grad + forward + "
+            "backward + Adam step.", "",
+            "| arm | graphs/s | ms/step | RSS after forward (MB, max) | first → last loss |",
+            "|---|---|---|---|---|",
+        ]
+        for name, label in [("graphssl", "graphssl GraphMAE"), ("plain", "plain PyG GraphMAE"),
+                            ("backbone", "backbone only (embeddings + GIN, trivial loss)")]:
+            a = tp["arms"][name]
+            lines.append(f"| {label} | {a['graphs_per_s_median']:.0f} | {a['ms_per_step_median']:.1f} | "
+                         f"{a['rss_after_forward_mb_max']:.0f} | {a['first_loss']:.3f} → {a['last_loss']:.3f} |")
+        lines += ["",
+                  f"Ratio graphssl / plain: **{tp['ratio_graphssl_over_plain']:.3f}** (median of per-round ratios); "
+                  f"plain / backbone-only: {tp['ratio_plain_over_backbone']:.3f}; "
+                  f"graphssl / backbone-only: {tp['ratio_graphssl_over_backbone']:.3f}.", ""]
+    if "loop" in report:
+        lp = report["loop"]
+        t, note = _settings(report, "loop")
+        lines += [
+            "## The real loop: `graphssl.pretrain` against a hand-written PyG loop", "",
+            *([note, ""] if note else []),
+            f"GraphMAE on a {t['layers']}-layer GIN {t['hidden']}, {lp['molecules']} MOSES molecules from the cache, "
+            f"{lp['epochs']} epochs of batch {lp['batch_size']} ({lp['steps']} steps), torch threads {lp['threads']}. "
+            f"Each run is timed whole (load the data, build the model, train, write its files); the arms alternate "
+            f"(order reversed every other round), one untimed warm-up round, then {lp['rounds']} rounds; medians. "
+            "The plain loops train on the index lists graphssl's sampler draws (computed before timing) and save "
+            "the weights at the end; `graphssl.pretrain` also swaps one random stream per micro-batch, checks "
+            "losses and gradients for NaN/inf, writes `last.pt` every epoch, then `encoder.pt`, the config and "
+            "the history.", "",
+            "| arm | seconds per run | of which in the loop | outside the loop | run time / plain | loop time / plain | final loss |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, a in lp["arms"].items():
+            ratio = f"{a['ratio_over_plain_median']:.3f}" if "ratio_over_plain_median" in a else "1"
+            loop_ratio = f"{a['loop_ratio_over_plain_median']:.3f}" if "loop_ratio_over_plain_median" in a else "1"
+            lines.append(f"| {a['what']} | {a['seconds_median']:.2f} | {a['loop_seconds_median']:.2f} | "
+                         f"{a['outside_loop_seconds_median']:.2f} | {ratio} | {loop_ratio} | {a['final_loss']:.3f} |")
+        if "pretrain" in lp["arms"]:
+            rounds = ", ".join(f"{x:.3f}" for x in lp["arms"]["pretrain"]["ratio_over_plain_rounds"])
+            lines += ["", f"Per-round run-time ratios `graphssl.pretrain` / plain: {rounds}."]
         lines.append("")
-    lines += ["![growth](pretrain_overhead.png)", ""]
+    if "growth" in report:
+        gr = report["growth"]
+        t, note = _settings(report, "growth")
+        lines += [f"## Time per graph as graphs grow (batches of {gr['total_nodes_per_batch']:,} nodes)", "",
+                  *([note, ""] if note else []),
+                  "Synthetic molecule-like graphs (random tree + ring closures, about 2.2 directed edges per node, "
+                  f"random OGB atom features); forward + backward, median of {t['growth_repeats']} repeats after one "
+                  "warm-up pass.", ""]
+        for method, res in gr["methods"].items():
+            if "error" in res:
+                lines += [f"**{method}**: failed: `{res['error']}`", ""]
+                continue
+            extra = " | coarsest supernodes / graph" if method == "higmae" else ""
+            lines += [f"**{method}** (log-log slope of ms/graph against nodes: {res['loglog_slope']:.3f}; "
+                      f"µs/node varies by a factor {res['us_per_node_max_over_min']:.2f} from smallest to largest)", "",
+                      f"| nodes/graph | graphs/batch | ms/graph | µs/node | RSS after forward (MB){extra} |",
+                      "|---|---|---|---|---|" + ("---|" if extra else "")]
+            for r in res["rows"]:
+                tail = f" | {r['coarsest_supernodes_per_graph']:.0f}" if method == "higmae" else ""
+                lines.append(f"| {r['nodes_per_graph']} | {r['graphs_per_batch']} | {r['ms_per_graph']:.3f} | "
+                             f"{r['us_per_node']:.2f} | {r['rss_after_forward_mb']:.0f}{tail} |")
+            lines.append("")
+        lines += ["![growth](pretrain_overhead.png)", ""]
     return "\n".join(lines)
+
+
+PARTS = ("throughput", "loop", "growth")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pretrain_overhead"))
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
+                        help="parts to run; the others keep their numbers from the previous results.json in --out")
     parser.add_argument("--steps", type=int, default=240, help="timed steps per arm (split into --rounds)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--hidden", type=int, default=300)
     parser.add_argument("--layers", type=int, default=5)
+    parser.add_argument("--loop-molecules", type=int, default=2560, help="(d): MOSES molecules per run")
+    parser.add_argument("--loop-epochs", type=int, default=2, help="(d): epochs per run")
+    parser.add_argument("--loop-rounds", type=int, default=6, help="(d): timed rounds (after one warm-up round)")
+    parser.add_argument("--loop-arms", nargs="+", default=list(LOOP_ARMS), choices=list(LOOP_ARMS))
+    parser.add_argument("--cache-dir", type=Path, default=Path(".graphssl_cache"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 50, 100, 200, 500, 1000, 2000, 5000])
     parser.add_argument("--growth-nodes", type=int, default=10_000, help="nodes per batch in the growth test")
     parser.add_argument("--growth-repeats", type=int, default=5)
@@ -404,44 +594,70 @@ def main() -> None:
     if args.quick:
         args.steps, args.rounds, args.batch_size, args.warmup = 4, 2, 16, 1
         args.hidden, args.sizes, args.growth_nodes, args.growth_repeats = 32, [20, 100, 500], 500, 1
+        args.loop_molecules, args.loop_epochs, args.loop_rounds = 64, 2, 1
     if args.threads:
         torch.set_num_threads(args.threads)
+    if "plain" not in args.loop_arms:
+        args.loop_arms.insert(0, "plain")  # the reference of every ratio
     t_start = time.perf_counter()
     load_start = os.getloadavg()
     from graphssl.engine.runtime import library_versions, machine_description
 
-    per_round = max(1, args.steps // args.rounds)
-    n_mol = per_round * args.batch_size
-    print(f"loading {n_mol} MOSES molecules", flush=True)
-    dataset = load_dataset(DataConfig(name="moses", limit=n_mol), progress=False, verbose=False)
-    mols = [dataset[i] for i in range(len(dataset))]
-    order = np.random.default_rng(args.seed).permutation(len(mols))
-    mols = [mols[i] for i in order]
-    batches = [Batch.from_data_list(mols[i:i + args.batch_size]) for i in range(0, len(mols), args.batch_size)]
+    command = " ".join(([f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ
+                        else []) + ["python", *sys.argv])
     settings = {
-        "threads": torch.get_num_threads(), "batch_size": args.batch_size, "batches": len(batches),
-        "rounds": args.rounds, "warmup": args.warmup, "molecules": len(mols), "hidden": args.hidden,
-        "layers": args.layers, "mean_nodes": sum(b.num_nodes for b in batches) / len(mols),
-        "mean_directed_edges_per_node": sum(b.num_edges for b in batches) / sum(b.num_nodes for b in batches),
-        "growth_sizes": args.sizes, "growth_repeats": args.growth_repeats, "seed": args.seed, "quick": args.quick,
+        "threads": torch.get_num_threads(), "batch_size": args.batch_size, "rounds": args.rounds,
+        "warmup": args.warmup, "hidden": args.hidden, "layers": args.layers, "growth_sizes": args.sizes,
+        "growth_repeats": args.growth_repeats, "seed": args.seed, "quick": args.quick,
     }
-    print(f"throughput: {len(batches)} batches x {args.rounds} rounds per arm", flush=True)
-    tp = throughput(batches, args.rounds, args.warmup, args.hidden, args.layers, args.seed)
-    print(f"  ratio graphssl/plain {tp['ratio_graphssl_over_plain']:.3f}", flush=True)
-    print("growth", flush=True)
-    methods = ["graphmae"] + ([] if args.no_higmae else ["higmae"])
-    gr = growth(args.sizes, args.growth_nodes, args.growth_repeats, args.hidden, args.layers, args.seed, methods)
-    report = {
-        "command": " ".join(([f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ
-                             else []) + ["python", *sys.argv]),
-        "machine": machine_description(), "versions": library_versions(), "platform": platform.platform(),
-        "settings": settings, "throughput": tp, "growth": gr,
-        "wall_seconds": time.perf_counter() - t_start, "peak_rss_mb": _peak_rss_mb(),
-        "load_average_1_5_15min": {"start": load_start, "end": os.getloadavg()},
-    }
+    report: dict = {"command": command, "machine": machine_description(), "versions": library_versions(),
+                    "platform": platform.platform(), "parts": args.parts, "settings": settings}
+    previous_path = args.out / "results.json"
+    previous = json.loads(previous_path.read_text()) if previous_path.is_file() else {}
+    kept = {}
+    for part in PARTS:
+        if part not in args.parts and part in previous:  # a part not run keeps its last measurement
+            report[part] = previous[part]
+            kept[part] = previous.get("kept_from_earlier_runs", {}).get(part) or {
+                "command": previous["command"], "settings": previous["settings"], "versions": previous["versions"]}
+    if kept:
+        report["kept_from_earlier_runs"] = kept
+
+    if "throughput" in args.parts:
+        per_round = max(1, args.steps // args.rounds)
+        n_mol = per_round * args.batch_size
+        print(f"loading {n_mol} MOSES molecules", flush=True)
+        dataset = load_dataset(DataConfig(name="moses", limit=n_mol), args.cache_dir, progress=False, verbose=False)
+        mols = [dataset[i] for i in range(len(dataset))]
+        order = np.random.default_rng(args.seed).permutation(len(mols))
+        mols = [mols[i] for i in order]
+        batches = [Batch.from_data_list(mols[i:i + args.batch_size]) for i in range(0, len(mols), args.batch_size)]
+        settings.update({
+            "batches": len(batches), "molecules": len(mols), "mean_nodes": sum(b.num_nodes for b in batches) / len(mols),
+            "mean_directed_edges_per_node": sum(b.num_edges for b in batches) / sum(b.num_nodes for b in batches),
+        })
+        print(f"throughput: {len(batches)} batches x {args.rounds} rounds per arm", flush=True)
+        report["throughput"] = throughput(batches, args.rounds, args.warmup, args.hidden, args.layers, args.seed)
+        print(f"  ratio graphssl/plain {report['throughput']['ratio_graphssl_over_plain']:.3f}", flush=True)
+    if "loop" in args.parts:
+        print(f"real loop: {args.loop_rounds} rounds of {', '.join(args.loop_arms)}", flush=True)
+        report["loop"] = real_loop(args.cache_dir, args.loop_molecules, args.batch_size, args.loop_epochs,
+                                   args.hidden, args.layers, torch.get_num_threads(), args.seed, args.loop_rounds,
+                                   args.loop_arms)
+        if "pretrain" in report["loop"]["arms"]:
+            print(f"  run time graphssl.pretrain / plain {report['loop']['arms']['pretrain']['ratio_over_plain_median']:.3f}",
+                  flush=True)
+    if "growth" in args.parts:
+        print("growth", flush=True)
+        methods = ["graphmae"] + ([] if args.no_higmae else ["higmae"])
+        report["growth"] = growth(args.sizes, args.growth_nodes, args.growth_repeats, args.hidden, args.layers,
+                                  args.seed, methods)
+    report.update({"wall_seconds": time.perf_counter() - t_start, "peak_rss_mb": _peak_rss_mb(),
+                   "load_average_1_5_15min": {"start": load_start, "end": os.getloadavg()}})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(report, indent=1))
-    plot(report, args.out / "pretrain_overhead.png")
+    if "growth" in report and "throughput" in report:
+        plot(report, args.out / "pretrain_overhead.png")
     (args.out / "results.md").write_text(markdown(report))
     print(f"written to {args.out}")
 

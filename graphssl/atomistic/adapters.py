@@ -238,10 +238,10 @@ def from_positions(z: Sequence[int] | Sequence[str] | Tensor, pos: Any, cell: An
         # copies: the data must not alias the caller's arrays (ase.Atoms.positions, a Tensor)
         positions = np.array(pos.detach().cpu().numpy() if isinstance(pos, Tensor) else pos, dtype=np.float64)
         positions = positions.reshape(-1, 3)
-        periodic = np.asarray(pbc.cpu() if isinstance(pbc, Tensor) else pbc, dtype=bool).reshape(-1)
+        periodic = np.asarray(pbc.cpu().numpy() if isinstance(pbc, Tensor) else pbc, dtype=bool).reshape(-1)
         periodic = np.repeat(periodic, 3) if periodic.size == 1 else periodic.reshape(3)
         box = np.zeros((3, 3)) if cell is None else np.array(
-            cell.detach().cpu() if isinstance(cell, Tensor) else cell, dtype=np.float64).reshape(3, 3)
+            cell.detach().cpu().numpy() if isinstance(cell, Tensor) else cell, dtype=np.float64).reshape(3, 3)
     except (TypeError, ValueError) as exc:
         raise DataError(f"structure {name!r}: malformed positions, cell or pbc ({exc})") from exc
     if not periodic.any():

@@ -17,16 +17,25 @@ Data flow for L coarse levels (level 0 = the input graph, see :mod:`graphssl.tra
 
 All projections are index operations on sparse cluster vectors; memory grows with nodes
 and edges.
+
+Only rows whose values can reach the loss are computed: the loss reads the masked level-0
+nodes, so the decoder runs its layer on those nodes alone (from all their neighbours), each
+level's decoder GNN and skip run on the nodes that feed the level below, the level encoders on
+the nodes that feed the level above or a skip, and the transformer's per-token layers on the
+visible supernodes and graph tokens without padding. The loss and gradients equal those of
+running every module on every node (``tests/objectives/test_higmae_equivalence.py``).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from torch_geometric.nn import GINConv
+from torch_geometric.nn import GINConv, GINEConv
 from torch_geometric.nn.models import MLP
-from torch_geometric.utils import scatter, to_dense_batch
+from torch_geometric.nn.models.basic_gnn import BasicGNN
+from torch_geometric.utils import scatter
 
 from graphssl.core.errors import DataError
 from graphssl.nn.encoder import Encoder
@@ -64,6 +73,51 @@ def coarse_to_fine_masks(
     return masks
 
 
+def _with_sources(rows: Tensor, edge_index: Tensor) -> Tensor:
+    """``rows`` (boolean per node) plus the sources of the edges into them: what a message
+    passing layer reads to compute ``rows``."""
+    out = rows.clone()
+    out[edge_index[0, rows[edge_index[1]]]] = True
+    return out
+
+
+def _parents(rows: Tensor, cluster: Tensor, num_parents: int) -> Tensor:
+    """Boolean per supernode: the parents of ``rows`` (boolean per node of the level below)."""
+    out = torch.zeros(num_parents, dtype=torch.bool, device=rows.device)
+    out[cluster[rows]] = True
+    return out
+
+
+def _conv_rows(conv: nn.Module, x: Tensor, edge_index: Tensor, rows: Tensor, edge_attr: Tensor | None = None) -> Tensor:
+    """``conv(x, edge_index[, edge_attr])[rows]`` for a GIN or GINE layer, computed on the edges
+    into ``rows`` only: a GIN row is its MLP applied to its own input plus the sum of its incoming
+    messages, so the other rows' MLPs and messages are work the loss never reads."""
+    keep = rows[edge_index[1]]
+    position = torch.cumsum(rows, 0) - 1  # index of each kept row among the kept rows
+    sub = torch.stack([edge_index[0, keep], position[edge_index[1, keep]]])
+    pair = (x, x[rows])
+    size = (x.size(0), pair[1].size(0))
+    if edge_attr is None:
+        return conv(pair, sub, size=size)
+    return conv(pair, sub, edge_attr=edge_attr[keep], size=size)
+
+
+def _row_decoder(decoder: FeatureDecoder) -> nn.Module | None:
+    """The decoder's one GIN/GINE layer when each output row depends only on that node's input
+    and incoming messages (an MLP without normalisation or dropout, no jumping knowledge or
+    final linear layer), so rows can be computed on their own; else ``None``."""
+    layer = decoder.layer
+    if not isinstance(layer, BasicGNN) or layer.num_layers != 1 or hasattr(layer, "lin") \
+            or getattr(layer, "jk_mode", None) is not None:
+        return None
+    conv = layer.convs[0]
+    if type(conv) not in (GINConv, GINEConv) or not isinstance(conv.nn, MLP):
+        return None
+    mlp = conv.nn
+    rowwise = all(isinstance(norm, nn.Identity) for norm in mlp.norms) and not any(mlp.dropout)
+    return conv if rowwise else None
+
+
 class _GraphTransformer(nn.Module):
     """Transformer layers over the visible supernodes of each graph, with a graph token."""
 
@@ -76,15 +130,65 @@ class _GraphTransformer(nn.Module):
         self.layers = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
     def forward(self, h: Tensor, pe: Tensor, batch: Tensor, visible: Tensor, num_graphs: int) -> Tensor:
+        """Outputs of the visible supernodes; zero rows for the masked ones."""
+        index = visible.nonzero().view(-1)
+        out = self.packed(h[index], pe[index], batch[index], num_graphs)
+        return out.new_zeros(h.size(0), out.size(1)).index_put((index,), out)
+
+    def packed(self, h: Tensor, pe: Tensor, batch: Tensor, num_graphs: int, rows: Tensor | None = None) -> Tensor:
+        """The layers of ``nn.TransformerEncoder`` (pre-norm) on the packed tokens of the visible
+        supernodes (``batch`` sorted), returning the outputs of the tokens ``rows`` (boolean;
+        all when ``None``). The per-token layers run on the tokens alone, and only the attention
+        sees them as zero-padded sequences, one per graph, graph token first: padding every
+        sequence to the longest graph's would make the per-token layers the main cost. The last
+        layer computes queries, attention outputs and the feed-forward block for ``rows`` only;
+        every token still serves as key and value."""
         tokens = self.inp(torch.cat([h, pe], dim=-1))
-        dense, present = to_dense_batch(tokens[visible], batch[visible], batch_size=num_graphs)
-        # The graph token keeps every sequence non-empty (a graph may have all supernodes masked).
-        dense = torch.cat([self.graph_token.expand(num_graphs, -1, -1), dense], dim=1)
-        present = torch.cat([present.new_ones(num_graphs, 1), present], dim=1)
-        out = self.layers(dense, src_key_padding_mask=~present)[:, 1:]
-        result = torch.zeros_like(tokens)
-        result[visible] = out[present[:, 1:]]
-        return result
+        counts = torch.bincount(batch, minlength=num_graphs)
+        starts = torch.cumsum(counts, 0) - counts
+        graphs = torch.arange(num_graphs, device=batch.device)
+        seq = torch.cat([graphs, batch])  # sequence (graph) of every token, graph tokens first
+        pos = torch.cat([torch.zeros_like(graphs), torch.arange(batch.numel(), device=batch.device) - starts[batch] + 1])
+        length = int(counts.max()) + 1 if num_graphs else 1
+        present = torch.zeros(num_graphs, length, dtype=torch.bool, device=batch.device)
+        present[seq, pos] = True
+        # as nn.MultiheadAttention turns a key padding mask into an additive one
+        additive = torch.zeros(present.shape, dtype=tokens.dtype, device=tokens.device)
+        additive = additive.masked_fill(~present, float("-inf")).view(num_graphs, 1, 1, length)
+        x = torch.cat([self.graph_token[0].expand(num_graphs, -1).to(tokens.dtype), tokens])
+        wanted = torch.cat([torch.zeros_like(graphs, dtype=torch.bool),
+                            torch.ones_like(batch, dtype=torch.bool) if rows is None else rows])
+        layers = list(self.layers.layers)
+        for i, layer in enumerate(layers):
+            last = i == len(layers) - 1
+            query = wanted if last else None
+            attended = self._attention(layer.self_attn, layer.norm1(x), seq, pos, additive, query)
+            x = (x[wanted] if last else x) + layer.dropout1(attended)
+            x = x + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(x))))))
+        return x
+
+    @staticmethod
+    def _attention(attn: nn.MultiheadAttention, x: Tensor, seq: Tensor, pos: Tensor, additive: Tensor,
+                   query: Tensor | None) -> Tensor:
+        """Multi-head self-attention within each graph's tokens, for the tokens ``query`` (all
+        when ``None``), with the weights and arithmetic of ``nn.MultiheadAttention``."""
+        num_graphs, length = additive.size(0), additive.size(-1)
+        heads, width = attn.num_heads, x.size(1)
+        if query is None:
+            qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+            dense = qkv.new_zeros(num_graphs, length, 3 * width).index_put((seq, pos), qkv)
+        else:
+            w, b = attn.in_proj_weight, attn.in_proj_bias
+            q = F.linear(x[query], w[:width], None if b is None else b[:width])
+            kv = F.linear(x, w[width:], None if b is None else b[width:])
+            dense = torch.cat([kv.new_zeros(num_graphs, length, width).index_put((seq[query], pos[query]), q),
+                               kv.new_zeros(num_graphs, length, 2 * width).index_put((seq, pos), kv)], dim=-1)
+            seq, pos = seq[query], pos[query]
+        q, k, v = (t.view(num_graphs, length, heads, width // heads).transpose(1, 2) for t in dense.chunk(3, dim=-1))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=additive.expand(-1, heads, -1, -1),
+                                             dropout_p=attn.dropout if attn.training else 0.0)
+        out = out.transpose(1, 2).reshape(num_graphs, length, width)[seq, pos]
+        return attn.out_proj(out)
 
 
 def _gin(hidden: int) -> GINConv:
@@ -176,31 +280,64 @@ class HiGMAE(Objective):
         L = self.levels
         num_graphs = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
         masks = coarse_to_fine_masks(data, L, self.mask_rate, self.recovery if self.training else 0.0)
+        visible = [~m for m in masks]
+        sizes = [data.num_nodes] + [int(data[f"n_{level}"].sum()) if torch.is_tensor(data[f"n_{level}"])
+                                    else int(data[f"n_{level}"]) for level in range(1, L + 1)]
+        cluster = [None] + [data[f"cluster_{level}"] for level in range(1, L + 1)]
+        edges = [data.edge_index] + [data[f"edge_index_{level}"] for level in range(1, L + 1)]
+
+        # Which rows reach the loss, from the loss up. Decoder side: `read[b]` are the level-b
+        # rows of z that the level-b layer (decoder GNN, or the final decoder at b = 0) reads,
+        # `out[b]` the rows of its output read further down.
+        row_decoder = _row_decoder(self.decoder)
+        out: list[Tensor] = [masks[0]]
+        read: list[Tensor] = []
+        for b in range(L):
+            if b == 0 and row_decoder is None:
+                read.append(torch.ones_like(masks[0]))
+            else:
+                read.append(_with_sources(out[b], edges[b]))
+            out.append(_parents(read[b], cluster[b + 1], sizes[b + 1]))
+        # Encoder side: `need[l]` are the level-l features read by the level above (its pooling,
+        # at the rows its own level GNN or the transformer reads) or by the level-l skip.
+        need: list[Tensor | None] = [None] * (L + 1)
+        pooled_read = visible[L]
+        for level in range(L - 1, 0, -1):
+            need[level] = pooled_read[cluster[level + 1]] | (read[level] & visible[level])
+            pooled_read = _with_sources(need[level], edges[level])
 
         # encoder: level 0 with the user's backbone
         h0 = self.encoder.embed_nodes(data).clone()
         h0[masks[0]] = self.enc_mask_token.to(h0.dtype)
         edge_features = self.encoder.embed_edges(data)
         feats = [self.encoder.propagate(h0, data, edge_features)]
-        sizes = [data.num_nodes]
         for level in range(1, L + 1):
-            n = int(data[f"n_{level}"].sum()) if torch.is_tensor(data[f"n_{level}"]) else int(data[f"n_{level}"])
-            sizes.append(n)
-            pooled = scatter(feats[-1], data[f"cluster_{level}"], dim=0, dim_size=n, reduce="mean")
+            pooled = scatter(feats[-1], cluster[level], dim=0, dim_size=sizes[level], reduce="mean")
             if level < L:
-                pooled = pooled + self.level_encoders[level - 1](pooled, data[f"edge_index_{level}"])
+                # rows outside need[level] keep the plain pooled features: nothing the loss depends on reads them
+                rows = need[level]
+                pooled = pooled.index_put(
+                    (rows,), pooled[rows] + _conv_rows(self.level_encoders[level - 1], pooled, edges[level], rows))
             feats.append(pooled)
-        visible_top = ~masks[L]
-        top = self.transformer(feats[L], data[f"rwpe_{L}"], level_batch(data, L), visible_top, num_graphs)
+        visible_top = visible[L].nonzero().view(-1)
+        rows = out[L][visible_top]  # the visible supernodes whose outputs the decoder reads
+        top = self.transformer.packed(feats[L][visible_top], data[f"rwpe_{L}"][visible_top],
+                                      level_batch(data, L)[visible_top], num_graphs, rows)
 
-        # decoder: coarsest to finest
-        z = self.encoder_to_decoder(top) * visible_top.unsqueeze(-1)  # re-mask
+        # decoder: coarsest to finest; masked supernodes start from zero (re-mask)
+        z = top.new_zeros(sizes[L], top.size(1)).index_put((visible_top[rows],), self.encoder_to_decoder(top))
         for level in range(L, 0, -1):
-            z = z[data[f"cluster_{level}"]]  # unpool: children copy their parent
             below = level - 1
-            z = z + self.skips[below](feats[below]) * (~masks[below]).unsqueeze(-1)
+            z = z[cluster[level]]  # unpool: children copy their parent
+            skip = read[below] & visible[below]
+            z = z.index_put((skip,), z[skip] + self.skips[below](feats[below][skip]))
             if below > 0:
-                z = z + self.level_decoders[below - 1](z, data[f"edge_index_{below}"])
-        recon = self.decoder(z, data, edge_features)
+                rows = out[below]
+                z = z.index_put((rows,), z[rows] + _conv_rows(self.level_decoders[below - 1], z, edges[below], rows))
         target = target_tensor(data, self.target, self.encoder, index=masks[0])
-        return reconstruction_loss(recon[masks[0]], target, self.loss, self.alpha)
+        if row_decoder is None:
+            recon = self.decoder(z, data, edge_features)[masks[0]]
+        else:
+            recon = _conv_rows(row_decoder, z, data.edge_index, masks[0],
+                               edge_features if self.decoder.reads_edges else None)
+        return reconstruction_loss(recon, target, self.loss, self.alpha)
