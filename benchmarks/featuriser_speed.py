@@ -12,6 +12,10 @@ OGB is optional (``pip install --no-deps ogb``; only ``ogb.utils.smiles2graph`` 
 it the report says so and has no OGB column. Where OGB runs, the script also checks that
 graphssl's graphs equal OGB's (same atom and bond features, same edge order) on every SMILES.
 
+Last, it splits graphssl's time into its steps (parse, features, canonical SMILES, the PyG
+``Data``, freeing the molecule), timed inside one pass over the SMILES, as ``smiles_to_data``
+runs them, so that each step pays the cache misses the others cause.
+
     nice python benchmarks/featuriser_speed.py --n 10000 --rounds 7 --out benchmarks/results/featuriser_speed
 """
 
@@ -25,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from rdkit import Chem, RDLogger
 
 from graphssl.core.config import DataConfig
@@ -67,6 +72,52 @@ def agreement_with_ogb(smiles: list[str]) -> dict[str, int]:
                      and np.array_equal(ours.edge_index.numpy(), theirs["edge_index"])
                      and np.array_equal(ours.edge_attr.numpy(), theirs["edge_feat"]))
     return {"same": same, "compared": len(smiles)}
+
+
+def stage_breakdown(smiles: list[str], rounds: int) -> dict[str, float]:
+    """CPU microseconds per molecule of each step of ``smiles_to_data`` (median over ``rounds``
+    passes over ``smiles``), the steps called as ``mol_to_data`` calls them."""
+    from torch_geometric.data import Data
+
+    from graphssl.molecule.adapter import mol_from_smiles
+    from graphssl.molecule.rdkit_features import graph_tensors
+
+    clock = time.process_time
+    passes: list[dict[str, float]] = []
+    for _ in range(rounds):
+        gc.collect()
+        spent = dict.fromkeys(_STAGES, 0.0)
+        kept = []
+        start = clock()
+        for text in smiles:
+            t0 = clock()
+            mol = mol_from_smiles(text)
+            t1 = clock()
+            x, edge_index, edge_attr = graph_tensors(mol)
+            t2 = clock()
+            canonical = Chem.MolToSmiles(mol)
+            t3 = clock()
+            kept.append(Data(x=x, edge_index=edge_index, edge_attr=edge_attr, smiles=canonical))
+            t4 = clock()
+            del mol
+            t5 = clock()
+            for stage, seconds in zip(_STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                spent[stage] += seconds
+        total = clock() - start
+        del kept
+        spent["total"] = total
+        passes.append({stage: 1e6 * seconds / len(smiles) for stage, seconds in spent.items()})
+    return {stage: statistics.median(p[stage] for p in passes) for stage in passes[0]}
+
+
+_STAGES = ("parse", "features", "canonical_smiles", "data", "free")
+_STAGE_LABELS = {
+    "parse": "parse and sanitise (`mol_from_smiles`: `Chem.MolFromSmiles` with its checks)",
+    "features": "atom and bond features, edge index, tensors (`graph_tensors`)",
+    "canonical_smiles": "canonical SMILES (`Chem.MolToSmiles`)",
+    "data": "PyG `Data(...)`",
+    "free": "freeing the RDKit `Mol`",
+}
 
 
 def time_round(found: dict[str, Callable[[str], Any]], smiles: list[str],
@@ -126,7 +177,9 @@ def markdown(wall: dict[str, Any], cpu: dict[str, Any], meta: dict[str, Any]) ->
         "",
         f"{meta['n']:,} MOSES SMILES (graphssl's `moses` source), one process, {meta['rounds']} interleaved rounds "
         f"(order rotated every round). Machine: {meta['machine'].get('cpu', '?')}, "
-        f"{meta['machine'].get('cores', '?')} cores, shared with other jobs; `{meta['command']}`.",
+        f"{meta['machine'].get('cores', '?')} cores, {meta['machine'].get('memory', '?')}, no GPU, shared with other "
+        f"jobs at the time; `{meta['command']}`, {meta['wall_seconds'] / 60:.1f} min wall time in all. Versions: "
+        + ", ".join(f"{name} {v}" for name, v in meta["versions"].items() if name != "graphssl-pretrain") + ".",
         "",
         *_table(wall, "wall clock"),
         "",
@@ -149,6 +202,22 @@ def markdown(wall: dict[str, Any], cpu: dict[str, Any], meta: dict[str, Any]) ->
     lines.append("")
     lines.append("graphssl's graphs also carry the canonical SMILES (`data.smiles`, used for duplicates and the "
                  "scaffold split), which OGB and PyG do not compute; PyG's `from_smiles` stores the input text.")
+    stages = meta.get("stages")
+    if stages:
+        lines += [
+            "",
+            (f"Where graphssl's time goes (CPU time of this process, microseconds per molecule, median of "
+             f"{meta['rounds']} passes, each step timed inside the one pass as `smiles_to_data` runs it; the "
+             "clock calls themselves add about 1 us per molecule):"),
+            "",
+            "| step | us / molecule | share |",
+            "|---|---|---|",
+        ]
+        for stage in _STAGES:
+            lines.append(f"| {_STAGE_LABELS[stage]} | {stages[stage]:.0f} | {100 * stages[stage] / stages['total']:.0f} % |")
+        rest = stages["total"] - sum(stages[stage] for stage in _STAGES)
+        lines.append(f"| the loop, the clock | {rest:.0f} | {100 * rest / stages['total']:.0f} % |")
+        lines.append(f"| total | {stages['total']:.0f} | 100 % |")
     return "\n".join(lines) + "\n"
 
 
@@ -158,6 +227,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument("--out", default="benchmarks/results/featuriser_speed", help="folder for results")
     args = parser.parse_args()
+    started = time.perf_counter()
+    torch.set_num_threads(1)  # one process, one thread: the featurisers are single-threaded Python
     RDLogger.DisableLog("rdApp.*")  # PyG's from_smiles leaves RDKit's logging on
     smiles = moses_smiles(args.n)
     found, ogb_missing = methods()
@@ -179,7 +250,13 @@ def main() -> None:
     meta = {"n": len(smiles), "rounds": args.rounds, "machine": machine_description(),
             "versions": library_versions(), "ogb_missing": ogb_missing,
             "command": f"python benchmarks/featuriser_speed.py --n {args.n} --rounds {args.rounds}",
-            "agreement": None if ogb_missing else agreement_with_ogb(smiles)}
+            "agreement": None if ogb_missing else agreement_with_ogb(smiles),
+            "stages": stage_breakdown(smiles, args.rounds)}
+    if not ogb_missing:
+        from importlib.metadata import version
+
+        meta["versions"]["ogb"] = version("ogb")
+    meta["wall_seconds"] = time.perf_counter() - started
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"meta": meta, "rounds": rounds, "cpu_rounds": cpu_rounds,

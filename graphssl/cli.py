@@ -1,4 +1,4 @@
-"""Command line: ``graphssl pretrain | finetune | benchmark | data | zoo | embed``."""
+"""Command line: ``graphssl pretrain | finetune | benchmark | compare | data | zoo | embed | show``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from graphssl.atomistic.emt import add_arguments as emt_arguments
 from graphssl.atomistic.emt import run as run_emt
 from graphssl.bench import run_benchmark
+from graphssl.bench.compare import compare
 from graphssl.bench.harness import parse_methods
 from graphssl.core.config import DataConfig, RunConfig, load_config, options_text
 from graphssl.core.errors import DataError, GraphSSLError, RunInterrupted
@@ -31,6 +32,7 @@ from graphssl.engine.runtime import (
     validate,
 )
 from graphssl.molecule.shards import prepare_shards
+from graphssl.transforms.coarsen import METHODS as COARSENERS
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +108,45 @@ def build_parser() -> argparse.ArgumentParser:
                        "fractions; writes results.json, results.md and results.png into output_dir.")
     _add_common(p)
 
+    p = sub.add_parser(
+        "compare", help="does pretraining help on my data? scratch vs the zoo vs classical baselines",
+        description="Fine-tune every zoo encoder of the input's domain and the same backbone from scratch, and fit "
+                    "the classical baselines (molecules: ecfp-rf, rdkit-rf), on the scaffold split (random for "
+                    "crystals) over several seeds; write results.md, results.json and the plots into --out and print "
+                    "a verdict per method from the 95%% paired intervals against scratch.")
+    p.add_argument("path", help="a labelled CSV/TSV or SDF of molecules, or a folder of CIF/POSCAR files")
+    p.add_argument("--label", required=True, help="the column (SDF property) that holds the labels")
+    p.add_argument("--smiles-column", help="SMILES column of a CSV/TSV (guessed when not given)")
+    p.add_argument("--task", choices=("regression", "classification"),
+                   help="default: two distinct label values are classification, numbers regression")
+    p.add_argument("--out", help="folder for the reports (default runs/compare-<file stem>)")
+    p.add_argument("--budget", type=float, default=1.0,
+                   help="scales fine-tuning epochs (10 at 1.0) and forest trees (200 at 1.0); default 1.0")
+    p.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds, at least 2 (default 3)")
+    p.add_argument("--methods", nargs="+", metavar="METHOD",
+                   help="instead of the defaults: zoo:NAME, ecfp-rf, rdkit-rf (scratch always runs)")
+    p.add_argument("--label-file", help="folder of crystals: the CSV of labels")
+    p.add_argument("--id-column", help="folder of crystals: the label file's column of structure file names")
+    p.add_argument("--threads", type=int, help="torch threads and forest jobs (default: every core)")
+    p.add_argument("--on-error", choices=("skip", "raise"), default="skip",
+                   help="skip bad records and report them (default), or stop at the first")
+    p.add_argument("--cache-dir", default=".graphssl_cache", help="data-set cache folder")
+    p.add_argument("--work-dir", help="keep the runs' folders here (default: a temporary folder, removed)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+    p = sub.add_parser("show", help="pictures: a molecule's Hi-GMAE coarsening hierarchy")
+    show_sub = p.add_subparsers(dest="show_command", required=True)
+    hier = show_sub.add_parser(
+        "hierarchy", help="draw a molecule's Hi-GMAE coarsening hierarchy, one panel per level (PNG)",
+        description="Featurise SMILES as training does and coarsen it with the Hi-GMAE transform (the defaults of "
+                    "objective.name: higmae unless changed below); level 0 is the atoms, level k colours each atom "
+                    "by the level-k supernode it belongs to.")
+    hier.add_argument("smiles", help="the molecule, as SMILES")
+    hier.add_argument("--levels", type=int, help="coarse levels (default: objective higmae's)")
+    hier.add_argument("--ratio", type=float, help="share of nodes removed per level (default: objective higmae's)")
+    hier.add_argument("--coarsener", choices=COARSENERS, help="coarsening method (default: objective higmae's)")
+    hier.add_argument("--out", default="hierarchy.png", help="output PNG (default hierarchy.png)")
+
     p = sub.add_parser("data", help="list, build, prepare (sharded, parallel) or generate data sets")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     data_sub.add_parser("list", help="list the registered data sets")
@@ -142,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     brep.add_argument("--n", type=int, required=True, help="number of parts")
     brep.add_argument("--out", required=True, help="output folder")
     brep.add_argument("--seed", type=int, default=0, help="random seed (part i depends only on seed and i)")
+    brep.add_argument("--classes", default="basic", metavar="SET",
+                      help="class set: basic (9 classes on box/bar/L stock, default) or mfcad (the 24 MFCAD++ "
+                           "machining features plus stock, 2 to 10 possibly intersecting features on a box)")
+    brep.add_argument("--workers", type=int, default=1, help="parts built in this many processes (default 1)")
     brep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -227,10 +272,21 @@ def main(argv: list[str] | None = None) -> int:
             print(summary.text())
         elif args.command == "zoo":
             return _zoo(args)
+        elif args.command == "compare":
+            compare(args.path, args.label, smiles_column=args.smiles_column, task=args.task, out=args.out,
+                    budget=args.budget, seeds=args.seeds, methods=args.methods, label_file=args.label_file,
+                    id_column=args.id_column, threads=args.threads, cache_dir=args.cache_dir, on_error=args.on_error,
+                    work_dir=args.work_dir, progress=not args.no_progress, command=command)
         elif args.command == "benchmark":
             config = _load(args)
             _check_benchmark(config)
             run_benchmark(config, command=command)
+        elif args.command == "show":
+            from graphssl.molecule.draw import draw_hierarchy  # RDKit: only when a molecule is drawn
+
+            given = {k: getattr(args, k) for k in ("levels", "ratio", "coarsener") if getattr(args, k) is not None}
+            path = draw_hierarchy(args.smiles, out=args.out, **given)
+            print(f"wrote {path}")
         elif args.command == "data":
             if args.data_command == "list":
                 for name, task_type, metric, description in catalogue():
@@ -242,10 +298,13 @@ def main(argv: list[str] | None = None) -> int:
             elif args.data_command == "generate":
                 from graphssl.brep.generate import generate_dataset  # imports OCP: only when parts are made
 
-                report = generate_dataset(args.n, args.out, seed=args.seed, progress=not args.no_progress)
+                report = generate_dataset(args.n, args.out, seed=args.seed, progress=not args.no_progress,
+                                          classes=args.classes, workers=args.workers)
                 print(f"wrote {report.n_parts} parts to {report.out_dir} in {report.seconds:.1f} s "
-                      f"({report.n_parts / max(report.seconds, 1e-9):.1f} parts/s); regenerated "
-                      f"{len(report.regenerated)}; faces per class: {report.class_counts}")
+                      f"({report.n_parts / max(report.seconds, 1e-9):.1f} parts/s, {report.workers} worker(s)); "
+                      f"regenerated {report.n_regenerated}; features retried {report.feature_retries} times, skipped "
+                      f"{report.n_skipped_features}; "
+                      f"faces per class: {report.class_counts}")
             else:
                 config = _load(args)
                 check_data(config.data, "data.")

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"tasks", "zoo"},
     {"engine"},
     {"bench"},
-    {"sklearn"},
+    {"sklearn", "lightning"},
     {"cli", "__init__"},
 ]
 

@@ -6,6 +6,12 @@ constants, then strained (symmetric strain up to +-3 %) and rattled (Gaussian, s
 0.1 A). Energy (eV), forces (eV/A) and stress (eV/A^3) come from EMT, which is analytic, so the
 forces are exact derivatives of the energy.
 
+With ``relax`` the rattled positions are relaxed (fixed cell, BFGS under EMT, to a largest
+force of ``RELAX_FMAX``): local minima of the energy, the structures denoising pretraining
+assumes (a denoiser learns the score of the data's distribution, which near equilibrium is
+proportional to the forces; on rattled structures the "clean" positions are themselves
+displaced by more than the added noise).
+
 Structure ``i`` depends only on ``(seed, i)``: the first ``k`` structures of a large run equal a
 run of ``k`` structures with the same seed.
 """
@@ -36,6 +42,8 @@ _REPEATS = {
 }
 MAX_STRAIN = 0.03
 SIGMA_RANGE = (0.05, 0.1)
+RELAX_FMAX = 0.01  # eV/A
+RELAX_STEPS = 300
 OUTPUT_NAME = "emt.extxyz"
 
 
@@ -85,23 +93,43 @@ def random_alloy(rng: np.random.Generator, elements: Sequence[str] = EMT_ELEMENT
     return atoms
 
 
-def emt_structure(seed: int, index: int) -> Any:
-    """Structure ``index`` of the run with ``seed``, labelled by EMT (a single-point calculator)."""
+def relax_positions(atoms: Any, fmax: float = RELAX_FMAX, steps: int = RELAX_STEPS) -> int:
+    """Relax the positions of ``atoms`` (EMT calculator attached; the cell is kept) with BFGS
+    until the largest force is below ``fmax`` eV/A; the number of steps taken. A structure that
+    does not converge within ``steps`` is an error naming it, never kept half relaxed."""
+    from ase.optimize import BFGS
+
+    optimiser = BFGS(atoms, logfile=None)
+    if not optimiser.run(fmax=fmax, steps=steps):
+        largest = float(np.linalg.norm(atoms.get_forces(), axis=1).max())
+        raise DataError(f"EMT structure {atoms.info.get('index', '?')} ({atoms.get_chemical_formula()}) did not "
+                        f"relax below {fmax} eV/A in {steps} BFGS steps (largest force {largest:.3g} eV/A)")
+    return int(optimiser.nsteps)
+
+
+def emt_structure(seed: int, index: int, relax: bool = False) -> Any:
+    """Structure ``index`` of the run with ``seed``, labelled by EMT (a single-point calculator);
+    with ``relax``, its positions relaxed first (:func:`relax_positions`)."""
     from ase.calculators.emt import EMT
     from ase.calculators.singlepoint import SinglePointCalculator
 
     atoms = random_alloy(np.random.default_rng([seed, index]))
+    atoms.info["index"] = index
     atoms.calc = EMT()
+    if relax:
+        start = atoms.positions.copy()
+        atoms.info["relax_steps"] = relax_positions(atoms)
+        atoms.info["relax_rms_displacement"] = float(np.sqrt(((atoms.positions - start) ** 2).sum(1).mean()))
     energy = float(atoms.get_potential_energy())
     forces = atoms.get_forces().copy()
     stress = atoms.get_stress().copy()  # Voigt order, eV/A^3
     atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces, stress=stress)
-    atoms.info["index"] = index
     return atoms
 
 
-def generate_emt(n: int, out_dir: str | Path, seed: int = 0, progress: bool = True) -> Path:
+def generate_emt(n: int, out_dir: str | Path, seed: int = 0, progress: bool = True, relax: bool = False) -> Path:
     """Write ``n`` EMT-labelled alloys to ``<out_dir>/emt.extxyz`` plus ``report.json``; return the file.
+    ``relax``: relaxed positions (:func:`relax_positions`), e.g. for a denoising corpus.
 
     The file is written under a temporary name and renamed at the end, so an interrupted run
     leaves no partial data set behind.
@@ -116,12 +144,14 @@ def generate_emt(n: int, out_dir: str | Path, seed: int = 0, progress: bool = Tr
     path = out / OUTPUT_NAME
     lattices: Counter[str] = Counter()
     atom_counts: list[int] = []
+    moved: list[float] = []
     start = time.perf_counter()
     fd, tmp = tempfile.mkstemp(dir=out, prefix=OUTPUT_NAME, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
             for i in tqdm(range(n), desc="EMT structures", unit="structure", disable=not progress):
-                atoms = emt_structure(seed, i)
+                atoms = emt_structure(seed, i, relax=relax)
+                moved.append(atoms.info.get("relax_rms_displacement", float("nan")))
                 ase.io.write(handle, atoms, format="extxyz")
                 lattices[atoms.info["lattice"]] += 1
                 atom_counts.append(len(atoms))
@@ -136,6 +166,8 @@ def generate_emt(n: int, out_dir: str | Path, seed: int = 0, progress: bool = Tr
         "elements": list(EMT_ELEMENTS), "lattices": dict(sorted(lattices.items())),
         "atoms_min": min(atom_counts), "atoms_max": max(atom_counts), "atoms_total": sum(atom_counts),
         "max_strain": MAX_STRAIN, "rattle_sigma": list(SIGMA_RANGE),
+        "relaxed": relax, "relax_fmax": RELAX_FMAX if relax else None,
+        "relax_rms_displacement_mean": round(float(np.mean(moved)), 4) if relax else None,
         "units": {"energy": "eV", "forces": "eV/A", "stress": "eV/A^3 (ASE sign, Voigt xx yy zz yz xz xy)"},
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -147,12 +179,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, required=True, help="number of structures")
     parser.add_argument("--out", required=True, help="output folder (gets emt.extxyz and report.json)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (structure i depends only on seed and i)")
+    parser.add_argument("--relax", action="store_true",
+                        help=f"relax the positions (fixed cell, BFGS under EMT, largest force < {RELAX_FMAX} eV/A)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the generator from parsed arguments (see :func:`add_arguments`); prints a summary."""
-    path = generate_emt(args.n, args.out, seed=args.seed, progress=not getattr(args, "no_progress", False))
+    path = generate_emt(args.n, args.out, seed=args.seed, progress=not getattr(args, "no_progress", False),
+                        relax=getattr(args, "relax", False))
     report = json.loads((path.parent / "report.json").read_text())
     print(f"wrote {report['n_structures']} EMT structures to {path} "
           f"({report['structures_per_second']} structures/s)")

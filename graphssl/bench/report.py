@@ -11,6 +11,7 @@ methods' runs of a cell on (seed, split seed).
 
 from __future__ import annotations
 
+import io
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from graphssl.bench.stats import PairedDifference, paired_difference
+from graphssl.core.io import atomic_write_bytes
 from graphssl.tasks.metrics import HIGHER_IS_BETTER
 
 STD_NOTE = ("± is the sample standard deviation (ddof = 1) over the runs of a cell (fine-tuning seeds, "
@@ -27,6 +29,10 @@ VERDICT_NOTE = ("W/T/L: per pair, a win when the method beats {b} on that seed a
                 "tie tolerance, a loss when it is worse by more, else a tie; in the last column, per cell, a win "
                 "when the 95% interval excludes zero on the better side and the mean difference exceeds the "
                 "tolerance, a loss in the mirror case, a tie otherwise. Tie tolerances: {t}.")
+
+LABEL_EFFICIENCY_PNG = "label_efficiency.png"
+LABEL_EFFICIENCY_NOTE = ("line: mean over the runs of a point (fine-tuning seeds, times splits where a task runs "
+                         "several);\nband: ± their sample standard deviation (ddof = 1)")
 
 
 class Cell(NamedTuple):
@@ -142,6 +148,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
                 text = f"{_fmt(s['test_mean'])}{spread} (n={s['n']})"
                 cells_text.append(f"**{text}**" if best.get(c) == s["test_mean"] else text)
             lines.append("| " + " | ".join(cells_text) + " |")
+    curve = label_efficiency_table(rows)
+    if curve:
+        lines += ["", curve]
     lines += ["", STD_NOTE]
     return "\n".join(lines)
 
@@ -219,7 +228,8 @@ def _title(cell: Cell, metric: str, several_splits: bool, several_labels: bool) 
 
 def plot_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """Mean ± sample std of the test score per (task, split) and method, with each run as a dot
-    (lines over the label settings when a column has several)."""
+    (lines over the label settings when a column has several). When a column has several label
+    settings, ``label_efficiency.png`` is drawn next to ``path`` too (:func:`plot_label_efficiency`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -266,6 +276,7 @@ def plot_results(rows: list[dict[str, Any]], path: str | Path) -> Path:
     fig.tight_layout(rect=(0, 0, 1, 0.92))  # leave room for the title
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    plot_label_efficiency(rows, Path(path).with_name(LABEL_EFFICIENCY_PNG))
     return Path(path)
 
 
@@ -319,3 +330,113 @@ def plot_paired(rows: list[dict[str, Any]], path: str | Path, baseline: str = "s
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def _curve_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, list[tuple[str, float]]]]:
+    """(task, split, label settings from the fewest labels up) of every column with several settings."""
+    cells = _order([cell_of(r) for r in rows])
+    out = []
+    for task, split in _order([(c.task, c.split) for c in cells]):
+        settings = sorted({c.labels for c in cells if (c.task, c.split) == (task, split)}, key=lambda s: (s[0], s[1]))
+        if len(settings) > 1 and len({kind for kind, _ in settings}) == 1:
+            out.append((task, split, settings))
+    return out
+
+
+def _axis_name(kind: str) -> str:
+    return "labelled training items" if kind == "count" else "share of the training labels used"
+
+
+def label_efficiency_table(rows: list[dict[str, Any]]) -> str:
+    """Per (task, split) with several label settings, one table: methods as rows, label settings
+    (fewest labels first, with the number of labelled training items) as columns, test mean ±
+    sample std (ddof = 1); "" when no column has several settings."""
+    columns = _curve_columns(rows)
+    if not columns:
+        return ""
+    stats = summarise(rows)
+    methods = _order([r["method"] for r in rows])
+    metrics = {r["task"]: r["metric"] for r in rows}
+    show_split = len({split for _, split, _ in columns}) > 1
+    lines = [f"Label efficiency: test score against the {_axis_name(columns[0][2][0][0])}, mean ± sample std "
+             f"(ddof = 1); the curves are in `{LABEL_EFFICIENCY_PNG}`.", "", f"![label efficiency]({LABEL_EFFICIENCY_PNG})"]
+    for task, split, settings in columns:
+        metric = metrics[task]
+        name = f"{task} / {split}" if show_split and split else task
+        lines += ["", f"**{name}** ({metric} {'↑' if HIGHER_IS_BETTER[metric] else '↓'})", ""]
+        head = ["method"]
+        for labels in settings:
+            sizes = [r["train_size"] for r in rows if cell_of(r) == Cell(task, split, labels) and r.get("train_size")]
+            size = f" ({int(np.median(sizes)):,} labels)" if sizes and labels[0] == "fraction" else ""
+            head.append(f"{labels[1]:,g}{size}")
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for m in methods:
+            texts = [m]
+            for labels in settings:
+                st = stats.get((m, Cell(task, split, labels)))
+                if st is None:
+                    texts.append("n/a")
+                    continue
+                spread = f" ± {st['test_std']:.3f}" if math.isfinite(st["test_std"]) else ""
+                texts.append(f"{_fmt(st['test_mean'])}{spread}")
+            lines.append("| " + " | ".join(texts) + " |")
+    return "\n".join(lines)
+
+
+def label_efficiency_figure(rows: list[dict[str, Any]]) -> Any | None:
+    """One panel per (task, split) with several label settings: the test score against the label
+    fraction (or count), log x axis, one line per method (the mean over its runs) with a band of
+    ± the sample std (ddof = 1). None when no column has several label settings."""
+    columns = _curve_columns(rows)
+    if not columns:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    stats = summarise(rows)
+    methods = _order([r["method"] for r in rows])
+    metrics = {r["task"]: r["metric"] for r in rows}
+    show_split = len({split for _, split, _ in columns}) > 1
+    fig = Figure(figsize=(max(6.4, 4.6 * len(columns)), 4.4))
+    FigureCanvasAgg(fig)
+    for i, (task, split, settings) in enumerate(columns):
+        ax = fig.add_subplot(1, len(columns), i + 1)
+        for k, m in enumerate(methods):
+            points = [(labels[1], stats[(m, Cell(task, split, labels))]) for labels in settings
+                      if (m, Cell(task, split, labels)) in stats]
+            if not points:
+                continue
+            xs = np.array([x for x, _ in points], dtype=float)
+            mean = np.array([st["test_mean"] for _, st in points])
+            std = np.array([st["test_std"] for _, st in points])
+            color = f"C{k % 10}"
+            ax.plot(xs, mean, marker="o", color=color, label=m)
+            spread = np.isfinite(std)  # a point with a single run has no spread, and no band
+            if spread.any():
+                ax.fill_between(xs[spread], (mean - std)[spread], (mean + std)[spread], color=color, alpha=0.18,
+                                linewidth=0)
+        ax.set_xscale("log")
+        ticks = [labels[1] for labels in settings]
+        ax.set_xticks(ticks, [f"{v:,g}" for v in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel(_axis_name(settings[0][0]) + " (log scale)")
+        metric = metrics[task]
+        ax.set_ylabel(f"test {metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better)")
+        ax.set_title(f"{task} / {split}" if show_split and split else task, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("label efficiency: test score at the selected epoch (grid point)\n" + LABEL_EFFICIENCY_NOTE,
+                 fontsize=8.5)
+    fig.tight_layout()  # makes room for the title too
+    return fig
+
+
+def plot_label_efficiency(rows: list[dict[str, Any]], path: str | Path) -> Path | None:
+    """Write :func:`label_efficiency_figure` to ``path`` (atomically); None, nothing written,
+    when no column has several label settings."""
+    fig = label_efficiency_figure(rows)
+    if fig is None:
+        return None
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    return atomic_write_bytes(buffer.getvalue(), path)

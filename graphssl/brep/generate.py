@@ -1,6 +1,11 @@
 """Seeded generator of machining-feature parts with per-face labels (MFCAD-style).
 
-A part is a random stock (box, round bar or extruded L-profile) with 2 to 5 features
+Two class sets (``generate_dataset(..., classes=)``, ``graphssl data generate brep --classes``):
+``basic`` (the default, :data:`FEATURE_CLASSES`, described below) and ``mfcad``, the 24
+MFCAD++ features plus stock on a box stock (:mod:`graphssl.brep.mfcad`, which documents
+its classes, placement and labelling rule). Both write the same layout.
+
+The ``basic`` set: a part is a random stock (box, round bar or extruded L-profile) with 2 to 5 features
 (fewer when no free spot is found, never none), each one of: through hole, blind hole,
 slot, pocket, step (cut with ``BRepAlgoAPI_Cut``), boss (fused with ``BRepAlgoAPI_Fuse``),
 chamfer and fillet (``BRepFilletAPI``, on a straight edge between two stock faces). Features are placed on planar stock sides so that their bounding
@@ -40,15 +45,15 @@ from OCP.BRepFilletAPI import BRepFilletAPI_MakeChamfer, BRepFilletAPI_MakeFille
 from OCP.TopAbs import TopAbs_FACE
 from OCP.TopoDS import TopoDS_Edge, TopoDS_Shape, TopoDS_Solid
 
-from graphssl.brep import _occ
-from graphssl.brep import parts
+from graphssl.brep import _occ, mfcad, parts
 from graphssl.core.errors import DataError
 
-__all__ = ["FEATURE_CLASSES", "GenerationReport", "apply_feature", "generate_dataset",
+__all__ = ["CLASS_SETS", "FEATURE_CLASSES", "GenerationReport", "apply_feature", "generate_dataset",
            "generate_part", "part_seed", "write_step"]
 
 FEATURE_CLASSES = ("stock", "through_hole", "blind_hole", "slot", "pocket", "step",
                    "chamfer", "fillet", "boss")
+CLASS_SETS = {"basic": FEATURE_CLASSES, "mfcad": mfcad.MFCAD_CLASSES}
 _MAX_ATTEMPTS = 50
 
 
@@ -166,7 +171,12 @@ def write_step(solid: TopoDS_Shape, path: str | Path) -> None:
 
 @dataclass
 class GenerationReport:
-    """What :func:`generate_dataset` did; ``regenerated`` lists (part, attempt, reason)."""
+    """What :func:`generate_dataset` did.
+
+    ``regenerated`` lists (part, attempt, reason) for whole parts rebuilt from the next
+    sub-seed; ``skipped_features`` lists (part, feature, last failure) for ``mfcad``
+    features dropped after their retries; ``class_counts`` counts faces per class.
+    """
 
     out_dir: Path
     n_parts: int
@@ -174,10 +184,18 @@ class GenerationReport:
     seconds: float
     regenerated: list[tuple[int, int, str]] = field(default_factory=list)
     class_counts: dict[str, int] = field(default_factory=dict)
+    classes: str = "basic"
+    workers: int = 1
+    skipped_features: list[tuple[int, str, str]] = field(default_factory=list)
+    feature_retries: int = 0  # failed tries of mfcad features (retried, or skipped after the last)
 
     @property
     def n_regenerated(self) -> int:
         return len(self.regenerated)
+
+    @property
+    def n_skipped_features(self) -> int:
+        return len(self.skipped_features)
 
     @property
     def parts_per_second(self) -> float:
@@ -189,37 +207,93 @@ def part_seed(seed: int, index: int, attempt: int) -> int:
     return int(np.random.SeedSequence([seed, index, attempt]).generate_state(1)[0])
 
 
-def generate_dataset(n: int, out_dir: str | Path, seed: int = 0,
-                     progress: bool = True) -> GenerationReport:
+def _build(classes: str, seed: int) -> tuple[TopoDS_Solid, list[int], list[tuple[str, str]], int]:
+    if classes == "mfcad":
+        part = mfcad.generate_part(seed)
+        return part.solid, part.labels, part.skipped, part.failed_tries
+    solid, labels = generate_part(seed)
+    return solid, labels, [], 0
+
+
+@dataclass
+class _Made:
+    index: int
+    labels: list[int]
+    regenerated: list[tuple[int, int, str]]
+    skipped: list[tuple[int, str, str]]
+    failed_tries: int
+
+
+def _make_part(task: tuple[str, int, int, str]) -> _Made:
+    """Build part ``index`` (rebuilding from the next sub-seed on failure) and write its files."""
+    classes, seed, index, out = task
+    regenerated: list[tuple[int, int, str]] = []
+    for attempt in range(_MAX_ATTEMPTS):
+        try:
+            solid, labels, skipped, failed_tries = _build(classes, part_seed(seed, index, attempt))
+            break
+        except DataError as exc:
+            regenerated.append((index, attempt, str(exc)))
+    else:
+        raise DataError(f"part {index} failed {_MAX_ATTEMPTS} times (seed {seed}); last: "
+                        f"{regenerated[-1][2]}")
+    stem = Path(out) / f"part_{index:05d}"
+    write_step(solid, stem.with_suffix(".step"))
+    stem.with_suffix(".labels").write_text("".join(f"{lab}\n" for lab in labels))
+    return _Made(index, labels, regenerated, [(index, kind, why) for kind, why in skipped], failed_tries)
+
+
+def _made_parts(tasks: list[tuple[str, int, int, str]], workers: int):
+    """Results in part order, from this process or from ``workers`` processes."""
+    if workers <= 1:
+        yield from map(_make_part, tasks)
+        return
+    import multiprocessing as mp
+
+    # Not fork: a forked child of a process whose OpenMP pool has run can deadlock.
+    methods = mp.get_all_start_methods()
+    context = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        context.set_forkserver_preload(["graphssl.brep.generate"])
+    with context.Pool(workers) as pool:
+        yield from pool.imap(_make_part, tasks)
+
+
+def generate_dataset(n: int, out_dir: str | Path, seed: int = 0, progress: bool = True,
+                     classes: str = "basic", workers: int = 1) -> GenerationReport:
     """Write ``n`` parts as ``part_00000.step`` + ``.labels`` and ``classes.txt``.
 
-    A part that fails to build is rebuilt from the next sub-seed; every retry is
-    recorded in the report, so nothing is dropped silently.
+    ``classes`` picks the class set (:data:`CLASS_SETS`); ``workers`` processes build parts
+    in parallel, with the same files as one. A part that fails to build is rebuilt from
+    the next sub-seed; every retry, and every skipped ``mfcad`` feature, is recorded in the
+    report, so nothing is dropped silently.
     """
     from tqdm.auto import tqdm
 
+    if classes not in CLASS_SETS:
+        raise DataError(f"unknown class set {classes!r} for the B-rep generator; expected one of "
+                        f"{', '.join(CLASS_SETS)}")
     if n < 0:
         raise DataError(f"number of parts must be >= 0, got {n}")
+    if workers < 1:
+        raise DataError(f"workers must be >= 1, got {workers}")
+    names = CLASS_SETS[classes]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "classes.txt").write_text("\n".join(FEATURE_CLASSES) + "\n")
+    (out / "classes.txt").write_text("\n".join(names) + "\n")
     report = GenerationReport(out_dir=out, n_parts=n, seed=seed, seconds=0.0,
-                              class_counts=dict.fromkeys(FEATURE_CLASSES, 0))
+                              class_counts=dict.fromkeys(names, 0), classes=classes,
+                              workers=workers)
     start = time.perf_counter()
-    for i in tqdm(range(n), desc="B-rep parts", unit="part", disable=not progress):
-        for attempt in range(_MAX_ATTEMPTS):
-            try:
-                solid, labels = generate_part(part_seed(seed, i, attempt))
-                break
-            except DataError as exc:
-                report.regenerated.append((i, attempt, str(exc)))
-        else:
-            raise DataError(f"part {i} failed {_MAX_ATTEMPTS} times (seed {seed}); last: "
-                            f"{report.regenerated[-1][2]}")
-        stem = out / f"part_{i:05d}"
-        write_step(solid, stem.with_suffix(".step"))
-        stem.with_suffix(".labels").write_text("".join(f"{lab}\n" for lab in labels))
-        for lab in labels:
-            report.class_counts[FEATURE_CLASSES[lab]] += 1
+    tasks = [(classes, seed, i, str(out)) for i in range(n)]
+    bar = tqdm(total=n, desc=f"B-rep parts ({classes})", unit="part", disable=not progress)
+    with bar:
+        for made in _made_parts(tasks, workers):
+            report.regenerated.extend(made.regenerated)
+            report.skipped_features.extend(made.skipped)
+            report.feature_retries += made.failed_tries
+            for lab in made.labels:
+                report.class_counts[names[lab]] += 1
+            bar.update(1)
     report.seconds = time.perf_counter() - start
     return report

@@ -73,7 +73,8 @@ def _pnt(p: np.ndarray) -> gp_Pnt:
     return gp_Pnt(*map(float, p))
 
 
-def _box_sides(dims: np.ndarray) -> list[Side]:
+def box_sides(dims: np.ndarray) -> list[Side]:
+    """The six sides of the box [0, dims], outward normals, every edge open."""
     sides = []
     for a in range(3):
         b, c = (a + 1) % 3, (a + 2) % 3
@@ -89,7 +90,7 @@ def make_stock(rng: np.random.Generator) -> Stock:
     if kind == "box":
         dims = rng.uniform(20.0, 60.0, 3)
         solid = BRepPrimAPI_MakeBox(*map(float, dims)).Shape()
-        return Stock(solid, _box_sides(dims), np.zeros(3), dims)
+        return Stock(solid, box_sides(dims), np.zeros(3), dims)
     if kind == "cylinder":
         r, h = rng.uniform(10.0, 30.0), rng.uniform(15.0, 60.0)
         solid = BRepPrimAPI_MakeCylinder(float(r), float(h)).Shape()

@@ -5,6 +5,10 @@ once into ``<cache_dir>/<name>-<n>``, n = ``data.limit`` or :data:`DEFAULT_PARTS
 
 - ``brep-machining``: labelled parts (seed 0), per-face machining-feature classes.
 - ``brep-machining-pretrain``: parts from seed 1 with their labels dropped, for pretraining.
+
+Public segmentation data sets, read from your local copy at ``data.path`` (see
+:mod:`graphssl.brep.formats`): ``mfcad``, ``mfcadpp`` (MFCAD++) and ``fusion360-seg``
+(Fusion 360 Gallery segmentation).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graphssl.brep.dataset import BREP_RECIPE, BRepSource, StepRecord, read_labels
+from graphssl.brep.formats import PUBLIC_FORMATS, PublicFormat, PublicFormatRecipe, open_public
 from graphssl.core.config import DataConfig
 from graphssl.core.errors import DataError
 from graphssl.data.sources import DataSource, InputKind, register_input, register_source
@@ -33,6 +38,7 @@ class GeneratedParts:
     seed: int
     labelled: bool
     description: str
+    classes: str = "basic"  # the generator's class set (graphssl.brep.generate.CLASS_SETS)
 
 
 BREP_DATASETS = {
@@ -40,6 +46,10 @@ BREP_DATASETS = {
                                      "generated CAD parts, per-face machining-feature classes (seed 0)"),
     "brep-machining-pretrain": GeneratedParts("brep-machining-pretrain", 1, False,
                                               "generated CAD parts, unlabeled (seed 1), for pretraining"),
+    "brep-mfcad": GeneratedParts("brep-mfcad", 0, True, "generated CAD parts with the 24 MFCAD++ machining "
+                                 "features (intersecting), per-face classes (seed 0)", classes="mfcad"),
+    "brep-mfcad-pretrain": GeneratedParts("brep-mfcad-pretrain", 1, False, "generated CAD parts with the 24 MFCAD++ "
+                                          "machining features, unlabeled (seed 1), for pretraining", classes="mfcad"),
 }
 
 
@@ -98,7 +108,7 @@ def _generated_folder(spec: GeneratedParts, n: int, cache_dir: Path, progress: b
         raise DataError(f"'{folder}' exists but is incomplete (no generated.json); delete it to regenerate")
     tmp = cache_dir / f".{folder.name}.{os.getpid()}.tmp"
     try:
-        report = generate_dataset(n, tmp, seed=spec.seed, progress=progress)
+        report = generate_dataset(n, tmp, seed=spec.seed, progress=progress, classes=spec.classes)
         (tmp / "generated.json").write_text(json.dumps({"n": n, "seed": spec.seed, "seconds": report.seconds,
                                                         "regenerated": report.n_regenerated}))
         try:
@@ -123,6 +133,13 @@ def _generated(spec: GeneratedParts):
     return open_source
 
 
+def _public(fmt: PublicFormat):
+    def open_source(config: DataConfig, cache_dir: Path, progress: bool) -> BRepSource:
+        return open_public(fmt, config)
+
+    return open_source
+
+
 def _user_parts(config: DataConfig, cache_dir: Path, progress: bool) -> BRepSource:
     path = Path(str(config.path))
     return folder_source(path.stem if path.is_file() else path.name, path, config.limit, keep_labels=True)
@@ -132,5 +149,8 @@ for _spec in BREP_DATASETS.values():
     register_source(DataSource(_spec.name, "brep", "segmentation" if _spec.labelled else None,
                                "miou" if _spec.labelled else None, _spec.description,
                                open=_generated(_spec), recipe=BREP_RECIPE))
+for _fmt in PUBLIC_FORMATS.values():
+    register_source(DataSource(_fmt.name, "brep", "segmentation", "miou", _fmt.description, open=_public(_fmt),
+                               recipe=PublicFormatRecipe(_fmt.labelling), reads_path=True))
 register_input(InputKind("B-rep parts", "brep", files=STEP_FILES, members=STEP_FILES, open=_user_parts,
                          recipe=BREP_RECIPE))

@@ -180,10 +180,13 @@ class ObjectiveConfig:
     """A pretraining objective by name; every other key goes to its constructor."""
 
     name: str = opt("graphmae",
-        'graphmae, attrmask, higmae, graphcl (2D); denoise, scd (3D); jepa (both); other keys under '
-        'objective: are its options')
+        'graphmae, attrmask, higmae, graphcl (2D); brepmae (CAD parts); denoise, scd (3D); jepa (both); other '
+        'keys under objective: are its options')
     options: dict[str, Any] = opt(factory=dict,
-        text='objective options, e.g. mask_rate, replace_rate, keep_rate, alpha (graphmae)')
+        text='objective options, e.g. mask_rate, replace_rate, keep_rate, alpha (graphmae); mask_rate, mask_edges, '
+             'point_weight, normal_weight, type_weight, area_weight, degree_weight (brepmae: the loss is the weighted '
+             'sum of UV-grid point and normal MSE over untrimmed samples, surface-type cross-entropy, and squared '
+             'errors of log(area + 1e-6) and log(1 + degree), over masked faces)')
 
     # Unknown keys are collected here and checked against the objective's signature.
     _extra_to = "options"
@@ -257,13 +260,28 @@ class FinetuneConfig:
     split_values: list[str] = opt(factory=lambda: ["train", "valid", "test"],
         text='split column: the values that mean train, valid and test (compared ignoring case)')
     label_fraction: float = opt(1.0, 'share of the training split whose labels are used (few-label curves)')
-    mode: str = opt("full", 'full (train everything) or linear (frozen encoder, train the head)')
+    mode: str = opt("full", 'full (train everything), linear (frozen encoder, train the head) or lp-ft '
+                             '(linear probe for finetune.probe_epochs epochs, then train everything)')
+    probe_epochs: int = opt(0, 'lp-ft: epochs of training the head alone on the frozen encoder before '
+                               'everything trains (1 <= probe_epochs < epochs; 0 with the other modes); '
+                               'these epochs count in finetune.epochs and in model selection')
     epochs: int = opt(100, 'fine-tuning epochs; the test score is read at the best validation epoch')
     batch_size: int = opt(32, 'graphs per fine-tuning batch')
     lr: float = opt(1e-3, 'Adam learning rate (of the head, and of the encoder unless encoder_lr is set)')
     encoder_lr: float | None = opt(None, 'Adam learning rate of the encoder (empty: lr); a pretrained encoder '
                                          'often keeps more of what it learnt with a smaller one')
-    weight_decay: float = opt(0.0, 'Adam weight decay')
+    weight_decay: float = opt(0.0, "Adam's weight decay: an L2 penalty added to the gradient before Adam's "
+                                   'scaling (coupled, torch.optim.Adam), not decoupled AdamW decay')
+    layer_decay: float | None = opt(None, 'layer-wise learning-rate decay in (0, 1]: the last message-passing '
+        'layer trains at encoder_lr (or lr), each earlier one at a further factor layer_decay, the input '
+        'embeddings (layer 0) at the smallest; the head at lr. Empty: one encoder learning rate')
+    freeze_layers: int = opt(0, 'freeze the first k encoder layers, the input embeddings counting as layer 0 '
+        '(1: the embeddings, 2: the embeddings and the first message-passing layer); frozen weights do not '
+        'change and the batch norms of frozen layers run in eval mode (their running statistics stay)')
+    unfreeze_every: int | None = opt(None, 'staged unfreezing: every N epochs the highest still-frozen layer '
+        'of finetune.freeze_layers starts to train (empty: they stay frozen)')
+    patience: int | None = opt(None, 'early stopping: stop once the validation score has not improved for N '
+        'epochs (empty: run every epoch); the test score is still the one at the best validation epoch')
     dropout: float = opt(0.5, 'dropout in the backbone and head while fine-tuning')
     reestimate_batch_norm: bool = opt(True, "recompute the encoder's batch-norm running statistics on the "
                                              'training split before fine-tuning (pretraining inputs, e.g. '
@@ -307,6 +325,25 @@ class FinetuneConfig:
         check_number(self.lr, f"{where}lr", 0.0, low_open=True)
         check_number(self.encoder_lr, f"{where}encoder_lr", 0.0, low_open=True, empty="finetune.lr")
         check_number(self.weight_decay, f"{where}weight_decay", 0.0)
+        check_int(self.probe_epochs, f"{where}probe_epochs", 0)
+        if self.mode == "lp-ft" and not 1 <= self.probe_epochs < self.epochs:
+            raise ConfigError(f"option '{where}probe_epochs' must be at least 1 and below {where}epochs "
+                              f"({self.epochs}) with {where}mode=lp-ft; got {self.probe_epochs!r}")
+        if self.mode != "lp-ft" and self.probe_epochs:
+            raise ConfigError(f"option '{where}probe_epochs' applies only to {where}mode=lp-ft (the mode is "
+                              f"{self.mode!r}); got {self.probe_epochs!r}: set it to 0 or the mode to lp-ft")
+        check_number(self.layer_decay, f"{where}layer_decay", 0.0, 1.0, low_open=True, empty="one encoder lr")
+        check_int(self.freeze_layers, f"{where}freeze_layers", 0)
+        check_int(self.unfreeze_every, f"{where}unfreeze_every", empty="no unfreezing")
+        if self.unfreeze_every is not None and not self.freeze_layers:
+            raise ConfigError(f"option '{where}unfreeze_every' ({self.unfreeze_every!r}) unfreezes layers of "
+                              f"{where}freeze_layers, which is 0: set freeze_layers or leave unfreeze_every empty")
+        if self.mode == "linear":
+            for name in ("layer_decay", "freeze_layers"):
+                if getattr(self, name):
+                    raise ConfigError(f"option '{where}{name}' ({getattr(self, name)!r}) acts on the encoder, which "
+                                      f"{where}mode=linear freezes whole; use mode full or lp-ft, or leave it empty")
+        check_int(self.patience, f"{where}patience", empty="no early stopping")
         check_number(self.dropout, f"{where}dropout", 0.0, 1.0, high_open=True)
         check_int(self.head_hidden, f"{where}head_hidden", empty="a linear head")
         for name in ("energy_weight", "force_weight", "stress_weight", "noisy_nodes_weight", "noisy_nodes_sigma"):

@@ -72,6 +72,7 @@ class DataSource:
     open: Opener | None = None
     recipe: "Recipe | None" = None
     load: Loader | None = None  # replaces open + recipe (e.g. a prepared folder)
+    reads_path: bool = False  # a named data set read from the user's local copy at data.path (a download)
 
 
 @dataclass(frozen=True)
@@ -183,10 +184,11 @@ def input_kind(path: str | Path) -> InputKind:
 
 def entry_for(config: DataConfig) -> DataSource | InputKind:
     """The registered data set (``data.name``) or the input kind (``data.path``) of ``config``."""
-    if config.name and config.path:
-        raise DataError(f"give either data.name ('{config.name}') or data.path ('{config.path}'), not both")
     if config.name:
-        return SOURCES.get(config.name)
+        source = SOURCES.get(config.name)
+        if config.path and not source.reads_path:
+            raise DataError(f"give either data.name ('{config.name}') or data.path ('{config.path}'), not both")
+        return source
     if config.path:
         return input_kind(config.path)
     raise DataError("no data set given: set data.name to a registry name (`graphssl data list`) or data.path "

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from graphssl.core.errors import ConfigError, DataError
 from graphssl.core.registry import Registry
@@ -183,6 +184,38 @@ def check_scorable(dataset: Any) -> None:
         raise DataError(f"classification data set '{dataset.name}' cannot be scored: no task has both classes "
                         f"({found}); fine-tuning needs positive and negative examples (more records, a larger "
                         "data.limit, or other label columns)")
+
+
+def check_parts_scorable(parts: dict[str, Any], split: str) -> None:
+    """Refuse a split whose training, validation or test part cannot be scored: no label at all
+    in a regression part, or, for classification, no task with both classes. Selection reads the
+    validation score and the report reads the test score, so either being NaN would make a run
+    that "succeeds" with nothing measured. ``parts`` maps a part's name to its data set view."""
+    for part, data in parts.items():
+        task_type = getattr(data, "task_type", None)
+        if task_type not in ("classification", "regression"):
+            continue
+        try:
+            labels = data.labels.float()
+        except AttributeError:
+            continue
+        if labels.dim() != 2 or labels.shape[0] != len(data):
+            continue  # per-node or per-face labels: the task checks those itself
+        if task_type == "regression":
+            if bool(torch.isnan(labels).all()):
+                raise DataError(f"the {part} part of the {split} split of '{data.name}' has {len(data)} records "
+                                "and not one label: it cannot be scored; use more data, other "
+                                "finetune.split_fractions or another split")
+            continue
+        problems = single_class(labels)
+        if all(p is not None for p in problems):
+            counts = []
+            for name, column in zip(data.task_names, labels.T):
+                known = column[~torch.isnan(column)]
+                counts.append(f"{name!r}: {int((known == 0).sum())} of class 0, {int((known == 1).sum())} of class 1")
+            raise DataError(f"the {part} part of the {split} split of '{data.name}' ({len(data)} records) cannot be "
+                            f"scored: ROC-AUC needs both classes and no task has them ({'; '.join(counts)}); use "
+                            "more data, other finetune.split_fractions, or a random or balanced_scaffold split")
 
 
 def make_split(dataset: Any, config: Any) -> Split:

@@ -32,8 +32,10 @@ from tqdm.auto import tqdm
 from graphssl.core.config import RunConfig, save_config
 from graphssl.core.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from graphssl.data.dataset import load_dataset
-from graphssl.data.splits import Split, make_split, subsample_fraction
+from graphssl.brep.draw import write_test_pictures
+from graphssl.data.splits import Split, check_parts_scorable, make_split, subsample_fraction
 from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint
+from graphssl.engine.curves import TrainingScore, write_finetune_curves
 from graphssl.engine.pretrained import build_finetune_encoder, load_pretrained
 from graphssl.engine.runtime import (
     epoch_generator,
@@ -109,6 +111,8 @@ def resume_finetuning(config: RunConfig, task: str, model: torch.nn.Module, opti
         raise CheckpointError(f"'{last}' holds the state of {found} fine-tuning run, not of a {task!r} one; "
                               "use another output_dir, delete it, or set finetune.resume=false")
     saved, current = state.get("config", {}), config.to_dict()
+    if isinstance(saved.get("finetune"), dict):  # options added since the state was written count at their defaults
+        saved = {**saved, "finetune": {**RunConfig().to_dict()["finetune"], **saved["finetune"]}}
     changed = [k for k in ("model", "finetune") if _without_epochs(saved.get(k)) != _without_epochs(current[k])]
     if changed or state.get("checkpoint") != (str(checkpoint) if checkpoint else None):
         raise CheckpointError(f"'{last}' belongs to a fine-tuning run with different settings "
@@ -120,18 +124,147 @@ def resume_finetuning(config: RunConfig, task: str, model: torch.nn.Module, opti
     return state
 
 
+# Encoder submodule lists that hold one message-passing layer per entry, numbered from 0: PyG's
+# BasicGNN (convs.i, and norms.i after it), SchNet (interactions.i), PaiNN (messages.i and
+# updates.i), the equivariant transformer (layers.i) and layer hooks (SCD's norms.i).
+_LAYER_LISTS = frozenset({"convs", "norms", "interactions", "messages", "updates", "layers"})
+
+
+def _layer_of(name: str) -> int | None:
+    """The layer of the encoder parameter or module ``name``: 0 for the input embeddings, i + 1 for
+    the i-th message-passing layer, None for what sits outside any numbered layer."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):  # the outermost container decides (an embedding inside a layer is the layer's)
+        if "embedding" in part:
+            return 0
+        if part in _LAYER_LISTS and i + 1 < len(parts) and parts[i + 1].isdigit():
+            return int(parts[i + 1]) + 1
+    return None
+
+
+def encoder_layers(encoder: torch.nn.Module, option: str = "finetune.layer_decay") -> list[list[torch.nn.Parameter]]:
+    """The encoder's parameters by layer, ``[input embeddings, layer 1, ..., layer L]``.
+
+    Parameters outside any numbered layer (a jumping-knowledge projection, a final norm, a
+    conditioning token) count as layer L, the last one. ``option`` names the setting that
+    needs the layers, for the error raised when the encoder has no numbered layers.
+    """
+    named = [(_layer_of(name), p) for name, p in encoder.named_parameters()]
+    numbered = [layer for layer, _ in named if layer]
+    if not numbered:
+        backbone = type(getattr(encoder, "backbone", encoder)).__name__
+        raise ConfigError(f"option '{option}' needs the encoder's message-passing layers, and {backbone} has no "
+                          f"numbered layer lists ({', '.join(sorted(_LAYER_LISTS))}.<i>); leave it empty")
+    top = max(numbered)
+    layers: list[list[torch.nn.Parameter]] = [[] for _ in range(top + 1)]
+    for layer, p in named:
+        layers[top if layer is None else layer].append(p)
+    return layers
+
+
 def _parameter_groups(model: torch.nn.Module, encoder: torch.nn.Module, lr: float,
-                      encoder_lr: float | None) -> list[dict[str, Any]]:
-    """The trainable parameters: the encoder's at ``encoder_lr`` (when set), everything else at ``lr``."""
+                      encoder_lr: float | None, layer_decay: float | None = None) -> list[dict[str, Any]]:
+    """The trainable parameters: the encoder's at ``encoder_lr`` (when set), everything else at ``lr``.
+
+    With ``layer_decay`` each encoder layer is a group of its own: layer i of L (0: the input
+    embeddings) at ``encoder_lr * layer_decay ** (L - i)``, so the last layer gets ``encoder_lr``
+    (``lr`` when empty) and the embeddings the smallest rate. Groups carry a ``name``.
+    """
     trainable = [p for p in model.parameters() if p.requires_grad]
-    if encoder_lr is None:
+    if encoder_lr is None and layer_decay is None:
         return [{"params": trainable}]
-    if encoder_lr <= 0:
+    if encoder_lr is not None and encoder_lr <= 0:
         raise ConfigError(f"finetune.encoder_lr must be positive (or empty for finetune.lr), got {encoder_lr}")
     in_encoder = {id(p) for p in encoder.parameters()}
-    groups = [{"params": [p for p in trainable if id(p) not in in_encoder], "lr": lr},
-              {"params": [p for p in trainable if id(p) in in_encoder], "lr": encoder_lr}]
+    head = {"params": [p for p in trainable if id(p) not in in_encoder], "lr": lr, "name": "head"}
+    if layer_decay is None:
+        groups = [head, {"params": [p for p in trainable if id(p) in in_encoder], "lr": encoder_lr, "name": "encoder"}]
+    else:
+        if not 0 < layer_decay <= 1:
+            raise ConfigError(f"option 'finetune.layer_decay' must be a number in (0, 1], got {layer_decay!r}")
+        layers = encoder_layers(encoder, "finetune.layer_decay")
+        top, base = len(layers) - 1, encoder_lr if encoder_lr is not None else lr
+        groups = [head] + [{"params": [p for p in params if p.requires_grad], "lr": base * layer_decay ** (top - i),
+                            "name": f"layer {i}"} for i, params in enumerate(layers)]
     return [g for g in groups if g["params"]]
+
+
+def make_optimizer(model: torch.nn.Module, encoder: torch.nn.Module, ft: Any) -> torch.optim.Adam:
+    """Adam over the trainable parameters of ``model`` in the groups of :func:`_parameter_groups`.
+
+    ``finetune.weight_decay`` is Adam's own, coupled L2 penalty (``weight_decay * w`` added to
+    the gradient before the moment estimates, as in pretrain-gnns), not AdamW's decoupled decay.
+    """
+    return torch.optim.Adam(_parameter_groups(model, encoder, ft.lr, ft.encoder_lr, ft.layer_decay), lr=ft.lr,
+                            weight_decay=ft.weight_decay)
+
+
+def frozen_layer_count(ft: Any, epoch: int, num_layers: int) -> int:
+    """How many encoder layers, counted from the input embeddings (layer 0) up, are frozen in the
+    0-based ``epoch`` of ``ft`` (a :class:`~graphssl.core.config.FinetuneConfig`) for an encoder
+    of ``num_layers`` layers including the embeddings.
+
+    All of them in ``mode: linear`` and in the probe epochs of ``mode: lp-ft``; then
+    ``freeze_layers``, one fewer every ``unfreeze_every`` epochs (the highest frozen layer
+    thaws first), counted from the first fine-tuning epoch.
+    """
+    if ft.mode == "linear" or (ft.mode == "lp-ft" and epoch < ft.probe_epochs):
+        return num_layers
+    if ft.freeze_layers > num_layers:
+        raise ConfigError(f"option 'finetune.freeze_layers' is {ft.freeze_layers}, but the encoder has "
+                          f"{num_layers} layers (input embeddings and {num_layers - 1} message-passing layers)")
+    frozen = ft.freeze_layers
+    if ft.unfreeze_every:
+        frozen -= (epoch - (ft.probe_epochs if ft.mode == "lp-ft" else 0)) // ft.unfreeze_every
+    return max(frozen, 0)
+
+
+def phase_of(ft: Any, epoch: int) -> str:
+    """``probe`` for the head-only epochs of ``mode: lp-ft``, ``finetune`` after them (0-based ``epoch``)."""
+    return "probe" if ft.mode == "lp-ft" and epoch < ft.probe_epochs else "finetune"
+
+
+def _freeze(encoder: torch.nn.Module, layers: list[list[torch.nn.Parameter]] | None, trainable: set[int],
+            frozen: int) -> list[torch.nn.Module]:
+    """Freeze the first ``frozen`` layers (all of the encoder when ``layers`` is None and ``frozen``
+    is positive) and thaw the rest of ``trainable``; return the modules that run in eval mode.
+
+    A frozen layer's batch norms normalise with their running statistics and keep them (a frozen
+    layer fed batch statistics would still change what follows it, and its statistics would
+    drift); its dropout, which holds no state, stays as in training. A wholly frozen encoder runs
+    in eval mode, as in linear probing.
+    """
+    if layers is None:
+        for p in encoder.parameters():
+            p.requires_grad_(id(p) in trainable and not frozen)
+        return [encoder] if frozen else []
+    for i, params in enumerate(layers):
+        for p in params:
+            p.requires_grad_(id(p) in trainable and i >= frozen)
+    if frozen >= len(layers):
+        return [encoder]
+    top = len(layers) - 1
+    return [m for name, m in encoder.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            and (top if _layer_of(name) is None else _layer_of(name)) < frozen]
+
+
+def early_stop_epoch(valid: list[float], metric: str, patience: int | None, probe_epochs: int = 0) -> int:
+    """The number of epochs a run with these per-epoch validation scores trains before early
+    stopping (``len(valid)`` when it never stops): the same rule as the loop, replayed."""
+    best_epoch = 0
+    for epoch, score in enumerate(valid, start=1):
+        if is_better(metric, score, valid[best_epoch - 1] if best_epoch else None):
+            best_epoch = epoch
+        if _patience_exhausted(epoch, best_epoch, patience, probe_epochs):
+            return epoch
+    return len(valid)
+
+
+def _patience_exhausted(epochs_done: int, best_epoch: int, patience: int | None, probe_epochs: int = 0) -> bool:
+    """Whether ``patience`` epochs have passed without a better validation score. The count starts
+    at the best epoch, and not before the end of lp-ft's probe phase: fine-tuning gets its
+    ``patience`` epochs however the probe went."""
+    return patience is not None and epochs_done - max(best_epoch, probe_epochs) >= patience
 
 
 class _Diverged(Exception):
@@ -143,18 +276,23 @@ class _Diverged(Exception):
 
 
 def _train_epoch(task: Task, model: torch.nn.Module, train: Any, optimizer: torch.optim.Optimizer,
-                 config: RunConfig, epoch: int, device: torch.device, skips_left: int = 0) -> dict[str, float]:
+                 config: RunConfig, epoch: int, device: torch.device, skips_left: int = 0,
+                 eval_modules: list[torch.nn.Module] | None = None) -> dict[str, float]:
     """One pass over the labelled training items; the mean of each loss term per item, and
     ``skipped_steps``: batches whose loss or gradients were NaN or infinite, skipped without an
-    update (at most ``skips_left``; one more raises :class:`_Diverged`)."""
+    update (at most ``skips_left``; one more raises :class:`_Diverged`). ``eval_modules`` (frozen
+    parts; default: the encoder in linear mode) run in eval mode."""
     ft = config.finetune
     model.train()
-    if ft.mode == "linear":
-        model.encoder.eval()  # frozen: batch-norm statistics and dropout stay as pretrained
+    if eval_modules is None:
+        eval_modules = [model.encoder] if ft.mode == "linear" else []
+    for module in eval_modules:
+        module.eval()  # frozen: batch-norm statistics (and, for a whole encoder, dropout) stay as they are
     loader = DataLoader(train, batch_size=ft.batch_size, shuffle=True, generator=epoch_generator(ft.seed, epoch),
                         drop_last=task.drop_last and len(train) > ft.batch_size)
     sums: dict[str, float] = {}
     count, skipped = 0, 0
+    train_score = TrainingScore(task, model)  # the metric of this epoch's own predictions, no extra pass
     for index, batch in enumerate(loader):
         batch = batch.to(device)
         # a skipped batch must leave no trace: its forward pass moves batch-norm statistics too
@@ -177,11 +315,13 @@ def _train_epoch(task: Task, model: torch.nn.Module, train: Any, optimizer: torc
                 raise _Diverged(index + 1, len(loader), cause, broken)
             continue
         optimizer.step()
+        train_score.keep()
         n = task.count(batch)
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + value * n
         count += n
-    return {**{key: value / max(count, 1) for key, value in sums.items()}, "skipped_steps": skipped}
+    return {**{key: value / max(count, 1) for key, value in sums.items()}, "skipped_steps": skipped,
+            **train_score.result()}
 
 
 def _diverged_message(exc: _Diverged, config: RunConfig, epoch: int, last: Path) -> str:
@@ -213,7 +353,9 @@ def finetune(
     dataset: Any | None = None,
     split: Split | None = None,
 ) -> FinetuneResult:
-    """Fine-tune (``mode: full``) or linearly probe (``mode: linear``) an encoder on a task.
+    """Fine-tune (``mode: full``), linearly probe (``mode: linear``) or probe then fine-tune
+    (``mode: lp-ft``) an encoder on a task, with the recipe options of ``finetune`` (layer-wise
+    learning-rate decay, frozen layers and staged unfreezing, early stopping with ``patience``).
 
     The task follows the data set's task type (:data:`graphssl.tasks.TASKS`). ``checkpoint`` is a
     pretrained ``encoder.pt`` or ``zoo:NAME`` (default: ``finetune.pretrained``); without one the same backbone is trained from scratch.
@@ -238,6 +380,7 @@ def finetune(
         raise DataError(f"data set '{dataset.name}' has {len(dataset)} items: the {ft.split} split leaves "
                         f"{len(train)}/{len(valid)}/{len(test)} of them for train/valid/test, and each needs "
                         "at least one; use more data or other finetune.split_fractions")
+    check_parts_scorable({"train": train, "valid": valid, "test": test}, ft.split)
 
     model_cfg = pretrained.model if pretrained else config.model
     model_cfg = dataclasses.replace(model_cfg, dropout=ft.dropout, pooling=ft.pooling or model_cfg.pooling)
@@ -249,8 +392,14 @@ def finetune(
     if ft.mode == "linear":
         for p in encoder.parameters():
             p.requires_grad_(False)
-    optimizer = torch.optim.Adam(_parameter_groups(model, encoder, ft.lr, ft.encoder_lr), lr=ft.lr,
-                                 weight_decay=ft.weight_decay)
+    # every parameter that ever trains is in the optimiser from the start; freezing (lp-ft's probe
+    # epochs, freeze_layers) only withholds gradients, and Adam skips a parameter without one
+    trainable = {id(p) for p in encoder.parameters() if p.requires_grad}
+    layers = encoder_layers(encoder, "finetune.freeze_layers") if ft.freeze_layers else None
+    if layers and ft.freeze_layers > len(layers):
+        raise ConfigError(f"option 'finetune.freeze_layers' is {ft.freeze_layers}, but the encoder has "
+                          f"{len(layers)} layers (input embeddings and {len(layers) - 1} message-passing layers)")
+    optimizer = make_optimizer(model, encoder, ft)
 
     start_epoch, history, best_epoch, best_state = 0, [], 0, None
     last = out / "last.pt"
@@ -263,10 +412,15 @@ def finetune(
     epochs = tqdm(range(start_epoch, ft.epochs), desc=f"finetune {dataset.name} ({task.name})",
                   disable=not config.progress, unit="epoch", leave=False)
     for epoch in epochs:
+        if _patience_exhausted(epoch, best_epoch, ft.patience, ft.probe_epochs):
+            epochs.close()
+            break  # early stopping (checked before the epoch, so a resumed run stops where it stopped)
+        frozen = frozen_layer_count(ft, epoch, len(layers)) if layers else int(phase_of(ft, epoch) == "probe")
+        eval_modules = None if ft.mode == "linear" else _freeze(encoder, layers, trainable, frozen)
         skipped = sum(int(row.get("skipped_steps", 0)) for row in history)
         try:
             losses = _train_epoch(task, model, train, optimizer, config, epoch, device,
-                                  skips_left=ft.skip_nonfinite - skipped)
+                                  skips_left=ft.skip_nonfinite - skipped, eval_modules=eval_modules)
             if nonfinite_tensors(model):  # finite losses, yet the last update overflowed the weights
                 raise _Diverged(0, 0, "the weights hold NaN or infinite values although every loss was finite", True)
         except _Diverged as exc:
@@ -274,6 +428,8 @@ def finetune(
             raise TrainingDiverged(_diverged_message(exc, config, epoch, last)) from None
         row = {"epoch": epoch + 1, **losses, **_scores(task, model, "valid", valid, device),
                **_scores(task, model, "test", test, device)}
+        if ft.mode == "lp-ft":
+            row["phase"] = phase_of(ft, epoch)
         history.append(row)
         if is_better(task.metric, row["valid"], history[best_epoch - 1]["valid"] if best_epoch else None):
             best_epoch, best_state = epoch + 1, copy.deepcopy(model.state_dict())
@@ -302,4 +458,7 @@ def finetune(
             "result": result.to_dict(), "config": config.to_dict(),
         })
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=1))
+    if task.name == "segmentation":  # a few test parts, true vs predicted face classes (never fails a run)
+        write_test_pictures(model, best_state, test, device, out, dataset.class_names)
+    write_finetune_curves(history, best_epoch, task.metric, out)
     return result

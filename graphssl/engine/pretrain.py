@@ -24,6 +24,7 @@ from graphssl.core.errors import CheckpointError, RunInterrupted, TrainingDiverg
 from graphssl.data.dataset import PrecomputedDataset, load_dataset
 from graphssl.data.sampler import StepSampler
 from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint
+from graphssl.engine.curves import write_pretrain_curves
 from graphssl.engine.distributed import World, join_world, main_first, rank_device
 from graphssl.engine.pretrained import ENCODER_FORMAT
 from graphssl.engine.runtime import (
@@ -391,5 +392,6 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
             payload["deg"] = deg
         save_checkpoint(path, payload)
         (out / "pretrain_history.json").write_text(json.dumps(history, indent=1))
+        write_pretrain_curves(history, out)
     world.barrier()
     return path

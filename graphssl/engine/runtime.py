@@ -224,13 +224,13 @@ def check_data(data: DataConfig, where: str, required: bool = True) -> None:
     """Raise :class:`ConfigError` for a data section naming an unknown data set, or giving both a
     name and a path, or (``required``) neither."""
     data.check(where)
-    if data.name and data.path:
-        raise ConfigError(f"give either {where}name ('{data.name}') or {where}path ('{data.path}'), not both")
     if data.name:
         try:
-            SOURCES.get(data.name)
+            source = SOURCES.get(data.name)
         except ConfigError as exc:
             raise ConfigError(f"option '{where}name': {exc}") from None
+        if data.path and not source.reads_path:
+            raise ConfigError(f"give either {where}name ('{data.name}') or {where}path ('{data.path}'), not both")
     elif not data.path and required:  # a path is checked by the data layer, which resolves it first
         raise ConfigError(f"no data set given: set {where}name to a registry name (`graphssl data list`) or "
                           f"{where}path to a file or folder")

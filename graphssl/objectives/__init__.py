@@ -3,6 +3,7 @@ batch to a scalar loss: ``loss = objective(batch)``."""
 
 from graphssl.objectives.attrmask import AttrMask
 from graphssl.objectives.base import Objective
+from graphssl.objectives.brepmae import BRepMAE
 from graphssl.objectives.denoise import CoordinateDenoising
 from graphssl.objectives.descriptors import DescriptorPrediction
 from graphssl.objectives.graphcl import GraphCL
@@ -17,6 +18,7 @@ __all__ = [
     "OBJECTIVES",
     "SCD",
     "AttrMask",
+    "BRepMAE",
     "CoordinateDenoising",
     "DescriptorPrediction",
     "GraphCL",

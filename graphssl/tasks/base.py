@@ -32,7 +32,7 @@ from graphssl.core.registry import Registry
 from graphssl.tasks.metrics import check_metric
 from graphssl.tasks.noisy_nodes import noisy_nodes_head, noisy_nodes_loss
 
-MODES = ("full", "linear")  # fine-tune everything, or probe a frozen encoder
+MODES = ("full", "linear", "lp-ft")  # fine-tune everything, probe a frozen encoder, or probe then fine-tune
 
 
 @dataclass(frozen=True)

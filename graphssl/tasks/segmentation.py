@@ -72,7 +72,7 @@ class SegmentationTask(Task):
         return "miou"
 
     def check_options(self) -> None:
-        if self.config.split != "random":
+        if self.config.split not in ("random", "official"):
             raise ConfigError(f"finetune.split={self.config.split!r} does not apply to B-rep parts (no scaffolds); "
                               "set finetune.split=random")
 

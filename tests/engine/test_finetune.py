@@ -10,8 +10,9 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.utils import degree
 
 from graphssl.core.config import DataConfig, load_config
-from graphssl.core.errors import CheckpointError, ConfigError
+from graphssl.core.errors import CheckpointError, ConfigError, DataError
 from graphssl.data.dataset import load_dataset
+from graphssl.data.splits import check_parts_scorable
 from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint
 from graphssl.engine.finetune import SELECTION_RULE, FinetuneResult, finetune
 from graphssl.engine.pretrain import pretrain
@@ -36,7 +37,7 @@ def test_multitask_regression_with_missing_labels(tmp_path, molecule_csv):
     assert result.metric == "rmse" and np.isfinite(result.test) and np.isfinite(result.valid)
     assert result.selection == SELECTION_RULE
     history = result.history
-    assert len(history) == 4 and all({"epoch", "loss", "skipped_steps", "valid", "test"} == set(h) for h in history)
+    assert len(history) == 4 and all({"epoch", "loss", "skipped_steps", "train", "valid", "test"} == set(h) for h in history)
     assert all(h["skipped_steps"] == 0 for h in history)
     # The reported scores are those of the epoch with the best validation score.
     best = min(history, key=lambda h: h["valid"])
@@ -121,8 +122,42 @@ def test_classification_roc_auc(tmp_path, molecule_csv):
     with pytest.raises(Exception, match="no label present"):
         finetune(config)  # rows whose only label is missing are bad records
     config.finetune.task.on_error = "skip"
+    config.finetune.split_seed = 3  # a random split whose 2 validation and 2 test molecules hold both classes
     result = finetune(config)
-    assert result.metric == "roc_auc" and result.train_size == 16
+    assert result.metric == "roc_auc" and result.train_size == 16 and np.isfinite(result.valid)
+
+
+def test_a_validation_part_with_one_class_is_refused_before_training(tmp_path, molecule_csv):
+    config = _config(tmp_path, molecule_csv, split_seed=0)
+    config.finetune.task = DataConfig(path=str(molecule_csv), label_columns=["active"], task_type="classification",
+                                      on_error="skip")
+    with pytest.raises(DataError, match=r"the valid part of the random split of 'mols' \(2 records\) cannot be "
+                                        r"scored.*'active': 0 of class 0, 2 of class 1"):
+        finetune(config)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+class _Part:
+    """A data set view as check_parts_scorable sees it."""
+
+    def __init__(self, labels, task_type, name="tbl"):
+        self.labels, self.task_type, self.name = torch.tensor(labels, dtype=torch.float32), task_type, name
+        self.task_names = [f"t{k}" for k in range(self.labels.shape[1])]
+
+    def __len__(self):
+        return self.labels.shape[0]
+
+
+def test_parts_without_a_scorable_label_are_refused():
+    nan = float("nan")
+    ok = _Part([[0.5, nan], [nan, 1.0]], "regression")
+    check_parts_scorable({"train": ok, "valid": ok, "test": ok}, "scaffold")
+    with pytest.raises(DataError, match=r"the test part of the scaffold split of 'tbl' has 2 records and not one label"):
+        check_parts_scorable({"train": ok, "test": _Part([[nan, nan], [nan, nan]], "regression")}, "scaffold")
+    # multi-task classification: one task with both classes is enough to score the part
+    check_parts_scorable({"valid": _Part([[0, 1], [1, 1]], "classification")}, "random")
+    with pytest.raises(DataError, match=r"'t0': 2 of class 0, 0 of class 1; 't1': 0 of class 0, 1 of class 1"):
+        check_parts_scorable({"valid": _Part([[0, 1], [0, nan]], "classification")}, "random")
 
 
 def test_label_fraction_keeps_a_share_of_the_training_labels(tmp_path, molecule_csv):
@@ -162,7 +197,7 @@ def test_finetune_rejects_wrong_checkpoint_bad_mode_and_unlabeled_data(tmp_path,
     finetune(config)
     with pytest.raises(ConfigError, match="pretrained"):
         finetune(config, checkpoint=tmp_path / "run" / "best.pt")
-    with pytest.raises(ConfigError, match="'finetune.mode' must be one of full, linear, got 'half'"):
+    with pytest.raises(ConfigError, match="'finetune.mode' must be one of full, linear, lp-ft, got 'half'"):
         finetune(_config(tmp_path, molecule_csv, mode="half"))
     config.finetune.task = DataConfig(path=str(smiles_file))
     with pytest.raises(Exception, match="no labels"):

@@ -156,7 +156,8 @@ def test_hooks_default_to_doing_nothing():
 
 
 def test_every_objective_subclasses_the_base_class_and_users_register_their_own():
-    assert set(OBJECTIVES) == {"attrmask", "denoise", "descriptors", "graphcl", "graphmae", "higmae", "jepa", "scd"}
+    assert set(OBJECTIVES) == {"attrmask", "brepmae", "denoise", "descriptors", "graphcl", "graphmae", "higmae", "jepa",
+                               "scd"}
     assert all(issubclass(cls, Objective) for _, cls in OBJECTIVES.items())
 
     class Mine(Objective):

@@ -1,0 +1,189 @@
+"""Fine-tuning recipes for molecule property prediction, chosen on validation scores only.
+
+Fine-tunes the backbone from scratch and from the shipped zoo encoder ``gine-attrmask-moses``
+with each recipe below, on top of the demo's fine-tuning setup (``configs/demo.yaml``: GINE
+5 x 128, deterministic scaffold split, 10 epochs, batch 32, Adam 1e-3, dropout 0.2), one torch
+thread. Every recipe applies to both arms alike. The recipe to recommend is the one with the
+best mean validation score over both arms, seeds and tasks (each task's score taken relative to
+the current default's, so tasks in different units weigh the same); test scores are reported
+beside it and never choose anything.
+
+    nohup python benchmarks/recipes.py --tasks freesolv rdkit-solubility --seeds 3 \
+        --out benchmarks/results/recipes > runs/recipes.log 2>&1 &
+
+Rows already in ``--out/results.json`` are kept and not run again, so a stopped run continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import graphssl as gs
+from graphssl.bench.stats import paired_difference
+from graphssl.engine.runtime import library_versions, machine_description
+from graphssl.tasks.metrics import HIGHER_IS_BETTER
+
+DEFAULT = "default"
+# recipe -> fine-tuning overrides on top of the demo's
+RECIPES: dict[str, dict[str, Any]] = {
+    DEFAULT: {},
+    "encoder-lr-0.1x": {"encoder_lr": 1e-4},
+    "layer-decay-0.7": {"layer_decay": 0.7},
+    "lp-ft-3": {"mode": "lp-ft", "probe_epochs": 3},
+    "freeze-2": {"freeze_layers": 2},
+    "patience-5-of-30": {"epochs": 30, "patience": 5},
+}
+ARMS = {"scratch": None, "attrmask-zoo": "zoo:gine-attrmask-moses"}
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return row["task"], row["recipe"], row["arm"], row["seed"]
+
+
+def _error(score: float, metric: str) -> float:
+    """A lower-is-better version of ``score``, so relative scores read the same for every metric."""
+    return 1.0 - score if HIGHER_IS_BETTER[metric] else score
+
+
+def report(rows: list[dict[str, Any]], tasks: list[str], recipes: list[str], seeds: list[int]) -> tuple[str, str]:
+    """The markdown tables (per task: validation and test per arm, paired differences) and the
+    recipe with the best mean relative validation score. Test columns are shown, never used."""
+    lines: list[str] = []
+    relative: dict[str, dict[str, list[float]]] = {r: {"valid": [], "test": []} for r in recipes}
+
+    def scores(task: str, recipe: str, arm: str, split: str) -> list[float]:
+        found = {r["seed"]: r[split] for r in rows if (r["task"], r["recipe"], r["arm"]) == (task, recipe, arm)}
+        return [found.get(s, float("nan")) for s in seeds]
+
+    def both(task: str, recipe: str, split: str) -> list[float]:  # scratch seeds, then zoo seeds
+        return [v for arm in ARMS for v in scores(task, recipe, arm, split)]
+
+    def fmt(values: list[float]) -> str:
+        return f"{np.nanmean(values):.3f} ± {np.nanstd(values, ddof=1):.3f}" if len(values) > 1 \
+            else f"{values[0]:.3f}"
+
+    for task in tasks:
+        task_rows = [r for r in rows if r["task"] == task]
+        if not task_rows:
+            continue
+        metric = task_rows[0]["metric"]
+        higher = HIGHER_IS_BETTER[metric]
+        lines += [f"### {task} ({metric} {'↑' if higher else '↓'})", "",
+                  "| recipe | scratch valid | scratch test | zoo valid | zoo test | mean valid | mean test | "
+                  "recipe − default, valid [95% CI] (W/T/L) | recipe − default, test [95% CI] (W/T/L) | "
+                  "zoo − scratch, test [95% CI] (W/T/L) | epochs run |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for recipe in recipes:
+            cells = {(arm, split): scores(task, recipe, arm, split) for arm in ARMS for split in ("valid", "test")}
+            means = {}
+            for split in ("valid", "test"):
+                means[split] = float(np.nanmean(both(task, recipe, split)))
+                default = float(np.nanmean(both(task, DEFAULT, split)))
+                relative[recipe][split].append(_error(means[split], metric) / _error(default, metric))
+            vs_default = {split: "-" if recipe == DEFAULT else str(paired_difference(
+                both(task, recipe, split), both(task, DEFAULT, split), higher)) for split in ("valid", "test")}
+            zoo_vs_scratch = paired_difference(cells[("attrmask-zoo", "test")], cells[("scratch", "test")], higher)
+            ran = [len(r["valid_history"]) for r in task_rows if r["recipe"] == recipe]
+            lines.append(f"| {recipe} | {fmt(cells[('scratch', 'valid')])} | {fmt(cells[('scratch', 'test')])} | "
+                         f"{fmt(cells[('attrmask-zoo', 'valid')])} | {fmt(cells[('attrmask-zoo', 'test')])} | "
+                         f"{means['valid']:.3f} | {means['test']:.3f} | {vs_default['valid']} | {vs_default['test']} | "
+                         f"{zoo_vs_scratch} | {np.mean(ran):.1f} |")
+        lines.append("")
+    summary = {r: float(np.mean(v["valid"])) for r, v in relative.items() if v["valid"]}
+    chosen = min(summary, key=summary.get)  # min keeps the first of equal values: the default wins a tie
+    lines += ["### Choice (validation only)", "",
+              "Relative error: the mean over both arms and all seeds, divided by the default recipe's, averaged "
+              "over the tasks (lower is better; for a higher-is-better metric the error is 1 − score). The "
+              "test column is shown for reference and chooses nothing.", "",
+              "| recipe | relative validation error (chooses) | relative test error (reference) |",
+              "|---|---|---|"]
+    for recipe in sorted(summary, key=summary.get):  # a stable sort keeps the default first on a tie
+        lines.append(f"| {recipe} | {summary[recipe]:.4f}{' (chosen)' if recipe == chosen else ''} | "
+                     f"{np.mean(relative[recipe]['test']):.4f} |")
+    return "\n".join(lines) + "\n", chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/demo.yaml", help="fine-tuning setup (its model: and finetune:)")
+    parser.add_argument("--tasks", nargs="+", default=["freesolv", "rdkit-solubility"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--runs", default="runs/recipes", help="folder for the runs' own outputs (not kept)")
+    parser.add_argument("--out", required=True, help="folder for results.json and results.md")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: write results.md from the rows in --out, over the seeds every "
+                             "(task, recipe, arm) has finished")
+    args = parser.parse_args()
+    t0 = time.time()
+    base = gs.load_config(args.config, ["progress=false", "threads=1", "finetune.save_checkpoints=false"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stored = out / "results.json"
+    previous = json.loads(stored.read_text()) if stored.is_file() else {}
+    rows: list[dict[str, Any]] = previous.get("rows", [])
+    done = {_key(r) for r in rows}
+    elapsed_before = previous.get("run_seconds", 0.0)
+    # the command that ran the rows (a continued or report-only call keeps the first one)
+    command = (previous.get("command") or previous.get("meta", {}).get("command")
+               or "python " + " ".join(shlex.quote(a) for a in sys.argv))
+    seeds = list(range(args.seeds))
+    if args.report_only:  # a comparison over unequal seeds would not be paired: keep the complete ones
+        cells = {(t, r, a) for t in args.tasks for r in args.recipes for a in ARMS}
+        seeds = [s for s in seeds if all((*cell, s) in done for cell in cells)]
+        if not seeds:
+            raise SystemExit(f"no seed has finished every task, recipe and arm in {stored}")
+        args.tasks = [t for t in args.tasks if any(r["task"] == t for r in rows)]
+        rows = [r for r in rows if r["seed"] in seeds]
+    datasets = {} if args.report_only else {
+        task: gs.load_dataset(gs.DataConfig(name=task, on_error="skip"), base.cache_dir, progress=False)
+        for task in args.tasks}
+    for seed in seeds:  # seeds outermost: a run cut short still has every recipe on the first seeds
+        for task, dataset in datasets.items():
+            data = gs.DataConfig(name=task, on_error="skip")
+            for recipe in args.recipes:
+                for arm, checkpoint in ARMS.items():
+                    if (task, recipe, arm, seed) in done:
+                        continue
+                    ft = dataclasses.replace(base.finetune, task=data, seed=seed, **RECIPES[recipe])
+                    config = dataclasses.replace(base, finetune=ft,
+                                                 output_dir=str(Path(args.runs) / task / recipe / arm / str(seed)))
+                    result = gs.finetune(config, checkpoint=checkpoint, dataset=dataset)
+                    rows.append({"task": task, "recipe": recipe, "arm": arm, "seed": seed, "metric": result.metric,
+                                 "valid": result.valid, "test": result.test, "best_epoch": result.best_epoch,
+                                 "seconds": result.seconds, "valid_history": [h["valid"] for h in result.history]})
+                    print(json.dumps({k: v for k, v in rows[-1].items() if k != "valid_history"}), flush=True)
+                    stored.write_text(json.dumps({"command": command, "rows": rows,
+                                                  "run_seconds": elapsed_before + time.time() - t0}, indent=1))
+    tables, chosen = report(rows, args.tasks, args.recipes, seeds)
+    run_seconds = elapsed_before + (0.0 if args.report_only else time.time() - t0)
+    ran = previous.get("meta", {}) if args.report_only else {}  # the machine that ran the rows, not this one
+    meta = {"command": command, "machine": ran.get("machine") or machine_description(), "seeds": seeds,
+            "versions": ran.get("versions") or library_versions(), "run_seconds": run_seconds, "chosen": chosen,
+            "recipes": {r: RECIPES[r] for r in args.recipes}, "arms": ARMS, "base_config": args.config,
+            "selection": "recipe: best mean validation score of both arms (relative to the default, "
+                         "averaged over tasks); run: test score at the best validation epoch"}
+    if not args.report_only:  # a report over fewer seeds never overwrites the runs themselves
+        stored.write_text(json.dumps({"command": command, "meta": meta, "rows": rows, "run_seconds": run_seconds},
+                                     indent=1))
+    else:
+        (out / "report.json").write_text(json.dumps({"meta": meta}, indent=1))
+    (out / "results.md").write_text(
+        f"# Fine-tuning recipes\n\n{tables}\n- Command: `{meta['command']}`\n- Base setup: `{args.config}` "
+        f"(threads 1, checkpoints off)\n- Seeds: {seeds}\n- Machine: {meta['machine']}\n"
+        f"- Versions: {meta['versions']}\n- Time of the runs, summed: {run_seconds / 60:.1f} min\n"
+        f"- Chosen by validation: {chosen}\n")
+    print(tables)
+
+
+if __name__ == "__main__":
+    main()
