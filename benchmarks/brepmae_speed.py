@@ -5,7 +5,7 @@ the face- and edge-grid CNNs) on the same batches of generated parts (``graphssl
 brep``, seed ``--seed``). GraphMAE and Hi-GMAE reconstruct the masked faces' UV grids with MSE
 (``loss: mse``, as ``brep_fewshot_quick.yaml`` runs them); BRepMAE runs with its defaults (mask
 0.6 per part, UV-grid points and normals over untrimmed samples, surface type, log area, log
-degree). A step is forward + backward + Adam. Arms alternate step by step, in an order that
+degree). A step is forward + backward + Adam (``benchmarks/interleaved.py``). Arms alternate step by step, in an order that
 rotates at every batch, so that a change in machine load hits them alike; per round, each arm's
 ratio is GraphMAE's seconds over the arm's, and the median over rounds is reported. One-off
 preprocessing (the coarsening of Hi-GMAE and BRepMAE) is timed apart.
@@ -18,32 +18,28 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch_geometric.data import Data
-from torch_geometric.loader import DataLoader
 
 from graphssl.brep.adapter import step_to_graphs
 from graphssl.brep.encoders import brep_feature_spec
 from graphssl.brep.generate import generate_dataset
 from graphssl.core.config import ModelConfig
 from graphssl.engine.runtime import library_versions, machine_description
-from graphssl.nn import build_encoder
-from graphssl.objectives import build_objective
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling modules
+from interleaved import build_arms, run_rounds  # noqa: E402
 
 ARMS: list[tuple[str, dict]] = [
     ("graphmae", {"loss": "mse"}),
     ("higmae", {"loss": "mse"}),
     ("brepmae", {}),
 ]
-
-
-def arm_name(method: str, options: dict) -> str:
-    return method + "".join(f"[{k}={v}]" for k, v in options.items())
 
 
 def parts(n: int, seed: int) -> list[Data]:
@@ -55,58 +51,10 @@ def parts(n: int, seed: int) -> list[Data]:
 
 def measure(graphs: list[Data], batches: int, batch_size: int, rounds: int) -> dict:
     model = ModelConfig(backbone="gine", hidden=64, num_layers=3, norm="batch_norm", pooling="mean")
-    arms: dict[str, dict] = {}
-    for method, options in ARMS:
-        torch.manual_seed(0)
-        objective = build_objective(method, build_encoder(model, brep_feature_spec()), dict(options))
-        data, prep = graphs, float("nan")
-        if objective.transform is not None:
-            t0 = time.perf_counter()
-            data = objective.transform.many(graphs)
-            prep = len(graphs) / (time.perf_counter() - t0)
-        objective.train()
-        arms[arm_name(method, options)] = {
-            "objective": objective, "optimiser": torch.optim.Adam(objective.parameters(), lr=1e-3),
-            "batches": list(DataLoader(data, batch_size=batch_size))[:batches], "seconds": [],
-            "preprocess_parts_per_s": prep,
-            "parameters": sum(p.numel() for p in objective.parameters() if p.requires_grad)}
-
-    def step(arm: dict, i: int) -> float:
-        start = time.perf_counter()
-        loss = arm["objective"](arm["batches"][i])
-        arm["optimiser"].zero_grad()
-        loss.backward()
-        arm["optimiser"].step()
-        return time.perf_counter() - start
-
-    names = list(arms)
-    base_name = names[0]
-    for arm in arms.values():  # the first steps pay one-off allocation costs
-        step(arm, 0)
-    for r in range(rounds):
-        totals = dict.fromkeys(names, 0.0)
-        for i in range(batches):
-            shift = (r * batches + i) % len(names)
-            for name in names[shift:] + names[:shift]:
-                totals[name] += step(arms[name], i)
-        for name in names:
-            arms[name]["seconds"].append(totals[name])
-        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {batches * batch_size / totals[n]:.1f}" for n in names),
-              flush=True)
-    base = arms[base_name]["seconds"]
-    faces = sum(int(b.num_nodes) for b in arms[base_name]["batches"])
-    out: dict = {"batches": batches, "batch_size": batch_size, "rounds": rounds, "threads": torch.get_num_threads(),
-                 "parts": len(graphs), "faces_per_round": faces, "model": "gine 3 x 64, batch norm", "arms": {}}
-    for name, arm in arms.items():
-        rates = [batches * batch_size / s for s in arm["seconds"]]
-        ratios = [g / s for g, s in zip(base, arm["seconds"])]
-        out["arms"][name] = {"parts_per_s_median": float(np.median(rates)), "parts_per_s_rounds": rates,
-                             "ratio_over_graphmae_median": float(np.median(ratios)),
-                             "ratio_over_graphmae_min": float(min(ratios)),
-                             "ratio_over_graphmae_max": float(max(ratios)),
-                             "preprocess_parts_per_s": arm["preprocess_parts_per_s"],
-                             "trainable_parameters": arm["parameters"]}
-    return out
+    arms = build_arms(ARMS, model, brep_feature_spec(), graphs, batches, batch_size)
+    faces = sum(int(b.num_nodes) for b in next(iter(arms.values()))["batches"])
+    return {**run_rounds(arms, batches, batch_size, rounds, unit="parts"), "parts": len(graphs),
+            "faces_per_round": faces, "model": "gine 3 x 64, batch norm"}
 
 
 def markdown(result: dict, command: str) -> str:

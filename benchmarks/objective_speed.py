@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch_geometric.data import Data
-from torch_geometric.loader import DataLoader
 
 from graphssl.core.config import DataConfig, ModelConfig
 from graphssl.data.dataset import load_dataset
 from graphssl.engine.runtime import library_versions, machine_description
 from graphssl.molecule.features import molecule_feature_spec
-from graphssl.nn import build_encoder
-from graphssl.objectives import build_objective
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling modules
+from interleaved import build_arms, run_rounds  # noqa: E402
 
 ARMS: list[tuple[str, dict]] = [
     ("graphmae", {}),
@@ -41,10 +41,6 @@ ARMS: list[tuple[str, dict]] = [
 ]
 
 
-def arm_name(method: str, options: dict) -> str:
-    return method + "".join(f"[{k}={v}]" for k, v in options.items())
-
-
 def moses(n: int) -> list[Data]:
     dataset = load_dataset(DataConfig(name="moses", limit=n, descriptors="fast"), progress=False, verbose=False)
     return [dataset[i] for i in range(len(dataset))]
@@ -52,57 +48,8 @@ def moses(n: int) -> list[Data]:
 
 def measure(graphs: list[Data], batches: int, batch_size: int, rounds: int) -> dict:
     model = ModelConfig(backbone="gine", hidden=128, num_layers=5, norm="batch_norm", pooling="mean")
-    arms: dict[str, dict] = {}
-    for method, options in ARMS:
-        torch.manual_seed(0)
-        objective = build_objective(method, build_encoder(model, molecule_feature_spec()), dict(options))
-        data, prep = graphs, float("nan")
-        if objective.transform is not None:
-            t0 = time.perf_counter()
-            data = objective.transform.many(graphs)
-            prep = len(graphs) / (time.perf_counter() - t0)
-        objective.train()
-        arms[arm_name(method, options)] = {
-            "objective": objective, "optimiser": torch.optim.Adam(objective.parameters(), lr=1e-3),
-            "batches": list(DataLoader(data, batch_size=batch_size))[:batches], "seconds": [],
-            "preprocess_graphs_per_s": prep,
-            "parameters": sum(p.numel() for p in objective.parameters() if p.requires_grad)}
-
-    def step(arm: dict, i: int) -> float:
-        start = time.perf_counter()
-        loss = arm["objective"](arm["batches"][i])
-        arm["optimiser"].zero_grad()
-        loss.backward()
-        arm["optimiser"].step()
-        arm["objective"].after_step()
-        return time.perf_counter() - start
-
-    names = list(arms)
-    for arm in arms.values():  # the first steps pay one-off allocation costs
-        step(arm, 0)
-    for r in range(rounds):
-        totals = dict.fromkeys(names, 0.0)
-        for i in range(batches):
-            shift = (r * batches + i) % len(names)
-            for name in names[shift:] + names[:shift]:
-                totals[name] += step(arms[name], i)
-        for name in names:
-            arms[name]["seconds"].append(totals[name])
-        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {batches * batch_size / totals[n]:.0f}" for n in names),
-              flush=True)
-    base = arms["graphmae"]["seconds"]
-    out: dict = {"batches": batches, "batch_size": batch_size, "rounds": rounds,
-                 "threads": torch.get_num_threads(), "graphs": len(graphs), "arms": {}}
-    for name, arm in arms.items():
-        rates = [batches * batch_size / s for s in arm["seconds"]]
-        ratios = [g / s for g, s in zip(base, arm["seconds"])]
-        out["arms"][name] = {"graphs_per_s_median": float(np.median(rates)), "graphs_per_s_rounds": rates,
-                             "ratio_over_graphmae_median": float(np.median(ratios)),
-                             "ratio_over_graphmae_min": float(min(ratios)),
-                             "ratio_over_graphmae_max": float(max(ratios)),
-                             "preprocess_graphs_per_s": arm["preprocess_graphs_per_s"],
-                             "trainable_parameters": arm["parameters"]}
-    return out
+    arms = build_arms(ARMS, model, molecule_feature_spec(), graphs, batches, batch_size)
+    return {**run_rounds(arms, batches, batch_size, rounds), "graphs": len(graphs)}
 
 
 def markdown(result: dict, command: str) -> str:

@@ -123,8 +123,10 @@ _STEP_MAGIC = b"ISO-10303-21"
 # ------------------------------------------------------------------------------ STEP
 
 
-def read_step(path: str | os.PathLike) -> list[TopoDS_Solid]:
-    """Every solid in a STEP file (assemblies and multi-solid files give several)."""
+def transfer_step(path: str | os.PathLike) -> STEPControl_Reader:
+    """A STEP reader that has read ``path`` and transferred its roots, after checking that the
+    file exists, is not empty, is STEP and was read completely (each a :class:`DataError`
+    naming the file). Its transfer maps shapes back to the file's entities."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"STEP file {str(path)!r} does not exist (or is not a file)")
@@ -145,7 +147,13 @@ def read_step(path: str | os.PathLike) -> list[TopoDS_Solid]:
                 f"STEP file {str(path)!r} is truncated or unreadable "
                 f"(reader status {status.name}); re-export or re-download it")
         reader.TransferRoots()
-        found = [_occ.solids(reader.Shape(i)) for i in range(1, reader.NbShapes() + 1)]
+    return reader
+
+
+def read_step(path: str | os.PathLike) -> list[TopoDS_Solid]:
+    """Every solid in a STEP file (assemblies and multi-solid files give several)."""
+    reader = transfer_step(path)
+    found = [_occ.solids(reader.Shape(i)) for i in range(1, reader.NbShapes() + 1)]
     result = [s for group in found for s in group]
     if not result:
         raise DataError(

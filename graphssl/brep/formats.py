@@ -202,32 +202,6 @@ def _class_list(path: Path) -> list[str]:
 # ------------------------------------------------------------------------------ STEP faces
 
 
-def _read_transfer(path: Path):
-    """A STEP reader after reading and transferring ``path``, with the same checks (and
-    messages) as :func:`graphssl.brep.adapter.read_step`."""
-    from OCP.IFSelect import IFSelect_RetDone
-    from OCP.STEPControl import STEPControl_Reader
-
-    from graphssl.brep import _occ
-
-    if not path.is_file():
-        raise DataError(f"STEP file {str(path)!r} does not exist (or is not a file)")
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if not head.strip():
-        raise DataError(f"STEP file {str(path)!r} is empty")
-    if b"ISO-10303-21" not in head.lstrip()[:64]:
-        raise DataError(f"{str(path)!r} is not a STEP file: it does not start with the 'ISO-10303-21;' header")
-    reader = STEPControl_Reader()
-    with _occ.quiet():
-        status = reader.ReadFile(str(path))
-        if status != IFSelect_RetDone:  # transferring after a failed read crashes the interpreter
-            raise DataError(f"STEP file {str(path)!r} is truncated or unreadable (reader status {status.name}); "
-                            "re-download it")
-        reader.TransferRoots()
-    return reader
-
-
 def face_names(path: str | Path) -> list[tuple[Any, list[str | None]]]:
     """Every solid of a STEP file with the name of the STEP entity each of its faces was made
     from, in the adapter's face order (``None`` for a face no entity maps to).
@@ -237,8 +211,10 @@ def face_names(path: str | Path) -> list[tuple[Any, list[str | None]]]:
     """
     from graphssl.brep import _occ
 
+    from graphssl.brep.adapter import transfer_step  # OpenCascade: only when a file is read
+
     path = Path(path)
-    reader = _read_transfer(path)
+    reader = transfer_step(path)
     transfer = reader.WS().TransferReader()
     out = []
     for i in range(1, reader.NbShapes() + 1):

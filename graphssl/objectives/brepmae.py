@@ -55,7 +55,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from torch_geometric.utils import scatter
 
 from graphssl.brep.encoders import NUM_SURFACE_TYPES, FaceGridEmbedding
 from graphssl.core.errors import ConfigError, DataError
@@ -64,10 +63,6 @@ from graphssl.objectives.base import MESSAGE_PASSING, RunningMeans, require_enco
 from graphssl.objectives.decoder import FeatureDecoder
 from graphssl.objectives.higmae import (
     HiGMAE,
-    _conv_rows,
-    _parents,
-    _row_decoder,
-    _with_sources,
 )
 from graphssl.objectives.registry import OBJECTIVES
 from graphssl.transforms.coarsen import level_batch
@@ -97,11 +92,6 @@ def per_part_mask(batch: Tensor, num_graphs: int, mask_rate: float, generator: t
     mask = torch.zeros(batch.numel(), dtype=torch.bool, device=device)
     mask[order] = position < chosen[graph]
     return mask
-
-
-def _level_size(data: Data, level: int) -> int:
-    n = data[f"n_{level}"]
-    return int(n.sum()) if torch.is_tensor(n) else int(n)
 
 
 @OBJECTIVES.register("brepmae")
@@ -216,65 +206,16 @@ class BRepMAE(HiGMAE):
         masks = self.sample_masks(data)
         return self.loss_terms(data, masks)[0]
 
-    def decode_masked(self, data: Data, masks: list[Tensor]) -> Tensor:
-        """Decoder features ``[M, hidden]`` of the masked faces (``masks[0]``, in node order)."""
-        L = self.levels
-        num_graphs = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
-        visible = [~m for m in masks]
-        sizes = [data.num_nodes] + [_level_size(data, level) for level in range(1, L + 1)]
-        cluster = [None] + [data[f"cluster_{level}"] for level in range(1, L + 1)]
-        edges = [data.edge_index] + [data[f"edge_index_{level}"] for level in range(1, L + 1)]
-
-        # rows that reach the loss, from the loss up (as in HiGMAE.forward)
-        row_decoder = _row_decoder(self.decoder)
-        out: list[Tensor] = [masks[0]]
-        read: list[Tensor] = []
-        for b in range(L):
-            if b == 0 and row_decoder is None:
-                read.append(torch.ones_like(masks[0]))
-            else:
-                read.append(_with_sources(out[b], edges[b]))
-            out.append(_parents(read[b], cluster[b + 1], sizes[b + 1]))
-        need: list[Tensor | None] = [None] * (L + 1)
-        pooled_read = visible[L]
-        for level in range(L - 1, 0, -1):
-            need[level] = pooled_read[cluster[level + 1]] | (read[level] & visible[level])
-            pooled_read = _with_sources(need[level], edges[level])
-
-        h0 = self.encoder.embed_nodes(data).clone()
-        h0[masks[0]] = self.enc_mask_token.to(h0.dtype)
+    def masked_edge_features(self, data: Data, masked: Tensor) -> Tensor | None:
+        """The edge embeddings, with a learned [MASK] token on the edges of masked faces when
+        ``mask_edges`` (the edge grids sample a face's boundary curves: its geometry)."""
         edge_features = self.encoder.embed_edges(data)
         if self.mask_edges and edge_features is not None:
-            hidden_edges = incident_edges(data.edge_index, masks[0]).unsqueeze(-1)
+            hidden_edges = incident_edges(data.edge_index, masked).unsqueeze(-1)
             # where, not an in-place write: the edge embedding stays in the graph (zero gradient
             # when every edge is masked), so no parameter ever goes without a gradient
             edge_features = torch.where(hidden_edges, self.edge_mask_token.to(edge_features.dtype), edge_features)
-        feats = [self.encoder.propagate(h0, data, edge_features)]
-        for level in range(1, L + 1):
-            pooled = scatter(feats[-1], cluster[level], dim=0, dim_size=sizes[level], reduce="mean")
-            if level < L:
-                rows = need[level]
-                pooled = pooled.index_put(
-                    (rows,), pooled[rows] + _conv_rows(self.level_encoders[level - 1], pooled, edges[level], rows))
-            feats.append(pooled)
-        visible_top = visible[L].nonzero().view(-1)
-        rows = out[L][visible_top]
-        top = self.transformer.packed(feats[L][visible_top], data[f"rwpe_{L}"][visible_top],
-                                      level_batch(data, L)[visible_top], num_graphs, rows)
-
-        z = top.new_zeros(sizes[L], top.size(1)).index_put((visible_top[rows],), self.encoder_to_decoder(top))
-        for level in range(L, 0, -1):
-            below = level - 1
-            z = z[cluster[level]]
-            skip = read[below] & visible[below]
-            z = z.index_put((skip,), z[skip] + self.skips[below](feats[below][skip]))
-            if below > 0:
-                rows = out[below]
-                z = z.index_put((rows,), z[rows] + _conv_rows(self.level_decoders[below - 1], z, edges[below], rows))
-        if row_decoder is None:
-            return self.decoder(z, data, edge_features)[masks[0]]
-        return _conv_rows(row_decoder, z, data.edge_index, masks[0],
-                          edge_features if self.decoder.reads_edges else None)
+        return edge_features
 
     def predict(self, features: Tensor) -> dict[str, Tensor]:
         """The heads on decoder features ``[M, hidden]``: ``geometry`` ``[M, 6, g, g]``,

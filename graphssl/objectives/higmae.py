@@ -277,9 +277,22 @@ class HiGMAE(Objective):
 
     def forward(self, data: Data) -> Tensor:
         self._check(data)
+        masks = coarse_to_fine_masks(data, self.levels, self.mask_rate, self.recovery if self.training else 0.0)
+        recon = self.decode_masked(data, masks)
+        target = target_tensor(data, self.target, self.encoder, index=masks[0])
+        return reconstruction_loss(recon, target, self.loss, self.alpha)
+
+    def masked_edge_features(self, data: Data, masked: Tensor) -> Tensor | None:
+        """The level-0 edge features the encoder and decoder read, given the masked nodes
+        (subclasses may hide the edges of masked nodes)."""
+        return self.encoder.embed_edges(data)
+
+    def decode_masked(self, data: Data, masks: list[Tensor]) -> Tensor:
+        """The decoder's output rows of the masked level-0 nodes (``masks[0]``, in node order),
+        for the boolean masks of levels 0..L: the encoder on the visible nodes, pooling up the
+        levels, the transformer on the visible coarsest supernodes, unpooling back down."""
         L = self.levels
         num_graphs = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
-        masks = coarse_to_fine_masks(data, L, self.mask_rate, self.recovery if self.training else 0.0)
         visible = [~m for m in masks]
         sizes = [data.num_nodes] + [int(data[f"n_{level}"].sum()) if torch.is_tensor(data[f"n_{level}"])
                                     else int(data[f"n_{level}"]) for level in range(1, L + 1)]
@@ -309,7 +322,7 @@ class HiGMAE(Objective):
         # encoder: level 0 with the user's backbone
         h0 = self.encoder.embed_nodes(data).clone()
         h0[masks[0]] = self.enc_mask_token.to(h0.dtype)
-        edge_features = self.encoder.embed_edges(data)
+        edge_features = self.masked_edge_features(data, masks[0])
         feats = [self.encoder.propagate(h0, data, edge_features)]
         for level in range(1, L + 1):
             pooled = scatter(feats[-1], cluster[level], dim=0, dim_size=sizes[level], reduce="mean")
@@ -334,10 +347,7 @@ class HiGMAE(Objective):
             if below > 0:
                 rows = out[below]
                 z = z.index_put((rows,), z[rows] + _conv_rows(self.level_decoders[below - 1], z, edges[below], rows))
-        target = target_tensor(data, self.target, self.encoder, index=masks[0])
         if row_decoder is None:
-            recon = self.decoder(z, data, edge_features)[masks[0]]
-        else:
-            recon = _conv_rows(row_decoder, z, data.edge_index, masks[0],
-                               edge_features if self.decoder.reads_edges else None)
-        return reconstruction_loss(recon, target, self.loss, self.alpha)
+            return self.decoder(z, data, edge_features)[masks[0]]
+        return _conv_rows(row_decoder, z, data.edge_index, masks[0],
+                          edge_features if self.decoder.reads_edges else None)
