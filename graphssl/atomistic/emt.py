@@ -43,7 +43,7 @@ _REPEATS = {
 MAX_STRAIN = 0.03
 SIGMA_RANGE = (0.05, 0.1)
 RELAX_FMAX = 0.01  # eV/A
-RELAX_STEPS = 300
+RELAX_STEPS = 2000  # unstable starts (a bcc cell of an fcc metal) take hundreds of steps
 OUTPUT_NAME = "emt.extxyz"
 
 
