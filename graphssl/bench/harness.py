@@ -49,11 +49,13 @@ from graphssl.data.dataset import domain_of, load_dataset
 from graphssl.data.splits import SPLITS, Split, make_split, subsample_fraction
 from graphssl.engine.finetune import SELECTION_RULE, finetune
 from graphssl.engine.pretrain import pretrain
+from graphssl.engine.pretrained import load_pretrained
 from graphssl.engine.runtime import library_versions, machine_description, prepare_cache, set_threads
 from graphssl.objectives.registry import OBJECTIVES
 from graphssl import zoo
 
 BASELINE = "scratch"  # what paired differences are taken against
+ENCODER_PREFIX = "encoder:"  # a method fine-tuning the encoder.pt of an earlier pretraining run
 
 
 @dataclasses.dataclass
@@ -62,7 +64,7 @@ class Method:
     objective: str | None  # None: trained from scratch (or a classical baseline)
     options: dict[str, Any]
     baseline: str | None = None  # "ecfp-rf" / "rdkit-rf": a random forest instead of a network
-    checkpoint: str | None = None  # "zoo:NAME": fine-tuned from a shipped encoder, nothing pretrained here
+    checkpoint: str | None = None  # "zoo:NAME" or an encoder.pt path: fine-tuned from it, nothing pretrained here
 
 
 @dataclasses.dataclass
@@ -89,7 +91,8 @@ def parse_methods(specs: list[Any]) -> list[Method]:
         if not isinstance(spec, dict) or "name" not in spec:
             raise ConfigError(f"benchmark.methods entries must be names or mappings with 'name', got {spec!r}")
         spec = dict(spec)
-        name = str(spec.pop("name")).lower()
+        given = str(spec.pop("name"))
+        name = given.lower()
         label = str(spec.pop("label", name))
         if name == "scratch":
             if spec:
@@ -98,6 +101,17 @@ def parse_methods(specs: list[Any]) -> list[Method]:
         elif name in baselines.BASELINES:
             methods.append(Method(label, None, baselines.check_options(name, spec, f"benchmark.methods[{i}]"),
                                   baseline=name))
+        elif name.startswith(ENCODER_PREFIX):
+            if spec:
+                raise ConfigError(f"method '{name}' (a pretrained encoder) takes no options besides 'label', got "
+                                  f"{sorted(spec)}")
+            path = Path(given[len(ENCODER_PREFIX):]).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"benchmark.methods[{i}]: encoder file '{path}' does not exist (the encoder.pt "
+                                  "of a `graphssl pretrain` run; paths are relative to the working folder)")
+            if "label" not in (specs[i] if isinstance(specs[i], dict) else {}):
+                label = path.parent.name or path.stem  # the run folder names the encoder
+            methods.append(Method(label, None, {}, checkpoint=str(path)))
         elif zoo.is_zoo_name(name):
             if spec:
                 raise ConfigError(f"method '{name}' (a zoo entry) takes no options besides 'label', got {sorted(spec)}")
@@ -106,7 +120,8 @@ def parse_methods(specs: list[Any]) -> list[Method]:
         elif name in OBJECTIVES:
             methods.append(Method(label, name, spec))
         else:
-            raise ConfigError(f"unknown method '{name}'. Choose scratch, {', '.join(baselines.BASELINES)}, zoo:NAME "
+            raise ConfigError(f"unknown method '{name}'. Choose scratch, {', '.join(baselines.BASELINES)}, zoo:NAME, "
+                              f"encoder:PATH "
                               f"(`graphssl zoo list`) or one of: {', '.join(sorted(OBJECTIVES))}")
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
@@ -186,14 +201,21 @@ _SAME_ARCHITECTURE = ("backbone", "hidden", "num_layers", "norm", "jk", "options
 
 
 def _check_zoo_methods(methods: list[Method], model: Any) -> None:
-    """A zoo entry is compared with scratch on the entry's own architecture, or not at all."""
+    """A zoo entry or an encoder file is compared with scratch on its own architecture, or not at all."""
     for method in (m for m in methods if m.checkpoint):
-        entry = zoo.card(method.checkpoint)["model"]
+        entry = _checkpoint_model(method.checkpoint)
         differ = [k for k in _SAME_ARCHITECTURE if entry.get(k) != getattr(model, k)]
         if differ:
             want = ", ".join(f"model.{k}={entry.get(k)!r}" for k in differ)
             raise ConfigError(f"method '{method.label}' fine-tunes {method.checkpoint}, whose encoder differs from "
                               f"model: in {', '.join(differ)}; set {want} so that scratch trains the same backbone")
+
+
+def _checkpoint_model(checkpoint: str) -> dict[str, Any]:
+    """The model config a method's checkpoint (zoo entry or encoder.pt) was pretrained with."""
+    if zoo.is_zoo_name(checkpoint):
+        return zoo.card(checkpoint)["model"]
+    return dataclasses.asdict(load_pretrained(checkpoint).model)
 
 
 def _check_baseline_tasks(methods: list[Method], tasks: list[TaskSpec]) -> None:
@@ -364,12 +386,15 @@ def run_benchmark(config: RunConfig, command: str | None = None) -> Path:
     checkpoints: dict[str, Path | None] = {}
     pretrain_set = None
     for method in methods:
-        if method.checkpoint:
+        if method.checkpoint and zoo.is_zoo_name(method.checkpoint):
             card = zoo.card(method.checkpoint)
             budget = card.get("pretrain", {})
             meta["zoo"][method.label] = {"entry": card["name"], "objective": card["objective"]["name"],
                                          "data": card.get("data", {}), "graph_passes": budget.get("graph_passes"),
                                          "wall_time_s": budget.get("wall_time_s"), "sha256": card["weights"]["sha256"]}
+        elif method.checkpoint:
+            meta.setdefault("encoders", {})[method.label] = {
+                "path": method.checkpoint, "objective": load_pretrained(method.checkpoint).objective}
         if method.objective is None:
             checkpoints[method.label] = method.checkpoint
             continue

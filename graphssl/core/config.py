@@ -355,7 +355,8 @@ class FinetuneConfig:
 @dataclass
 class BenchmarkConfig:
     methods: list[Any] = opt(factory=lambda: ["scratch", "attrmask", "graphmae"],
-        text='scratch and objectives by name, or mappings {name:, label:, <options>}')
+        text='scratch, objectives by name (pretrained here), zoo:NAME (a shipped encoder), encoder:PATH (the '
+             'encoder.pt of an earlier run), ecfp-rf / rdkit-rf, or mappings {name:, label:, <options>}')
     tasks: list[Any] = opt(factory=list,
         text='labelled data sets (names or mappings like data:), a mapping may add the harness options label, '
         'splits, label_counts and tie_tolerance (graphssl.bench.harness)')

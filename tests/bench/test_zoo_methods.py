@@ -68,3 +68,34 @@ def test_zoo_methods_are_checked_before_any_work(tmp_path, molecule_csv, entry):
     with pytest.raises(ConfigError, match=r"differs from model: in hidden; set model.hidden=16"):
         harness.run_benchmark(_config(tmp_path, molecule_csv, ["scratch", "zoo:tiny"], model=wider), command="test")
     assert not (tmp_path / "bench" / "results.json").exists()
+
+
+def test_an_encoder_file_is_a_method_fine_tuned_like_a_zoo_entry(tmp_path, molecule_csv, monkeypatch, one_thread):
+    from graphssl.core.config import load_config
+    from graphssl.engine.pretrain import pretrain
+
+    with pytest.raises(ConfigError, match=r"encoder file '.*missing/encoder.pt' does not exist"):
+        harness.parse_methods([f"encoder:{tmp_path / 'missing' / 'encoder.pt'}"])
+    run = tmp_path / "Step-500"  # the run folder names the method; case is kept in the path
+    path = pretrain(load_config(None, [f"output_dir={run}", f"cache_dir={tmp_path / 'cache'}", "progress=false",
+                                       "threads=1", f"data.path={molecule_csv}", "objective.name=attrmask",
+                                       "pretrain.epochs=1", "pretrain.batch_size=8",
+                                       *[f"model.{k}={v}" for k, v in ARCH.items()]]))
+    [method] = harness.parse_methods([f"encoder:{path}"])
+    assert (method.label, method.checkpoint, method.objective) == ("Step-500", str(path), None)
+    with pytest.raises(ConfigError, match=r"differs from model: in hidden; set model.hidden=16"):
+        harness.run_benchmark(_config(tmp_path, molecule_csv, ["scratch", f"encoder:{path}"],
+                                      model={**ARCH, "hidden": 32}), command="test")
+    seen = []
+    finetune = harness.finetune
+
+    def record(cfg, checkpoint=None, dataset=None, split=None):
+        seen.append(checkpoint)
+        return finetune(cfg, checkpoint=checkpoint, dataset=dataset, split=split)
+
+    monkeypatch.setattr(harness, "finetune", record)
+    monkeypatch.setattr(harness, "pretrain", lambda *a, **k: pytest.fail("an encoder method must not pretrain"))
+    out = harness.run_benchmark(_config(tmp_path, molecule_csv, ["scratch", f"encoder:{path}"]), command="test")
+    assert seen == [None, str(path)]
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    assert meta["encoders"]["Step-500"] == {"path": str(path), "objective": "attrmask"}
