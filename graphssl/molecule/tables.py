@@ -244,7 +244,9 @@ def user_source(
     if task_type is not None:
         check_choice(task_type, TASK_TYPES, "data.task_type")
     if label_columns and task_type is None:
-        raise DataError(f"'{path}': set data.task_type to 'classification' or 'regression' for the label columns")
+        raise DataError(f"'{path}': label columns {list(label_columns)} need a task type: set task_type to "
+                        "'classification' or 'regression' in the section that names the file (data.task_type, "
+                        "finetune.task.task_type, or the task's entry in benchmark.tasks)")
     name = path.name.lower()
     records: Iterable[MoleculeRecord]
     reading: dict[str, str] = {}

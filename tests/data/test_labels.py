@@ -149,3 +149,13 @@ def test_classification_labels_from_any_source_must_be_zero_or_one(tmp_path):
 
     with pytest.raises(DataError, match=r"task 'y' has label values \[-1.0, 1.0\]"):
         check_classes("set", ["y"], torch.tensor([[-1.0], [1.0], [math.nan]]), BuildReport("set"))
+
+
+def test_label_columns_without_a_task_type_name_every_section_that_sets_it(tmp_path):
+    from graphssl.molecule.tables import user_source
+
+    path = tmp_path / "t.csv"
+    path.write_text("smiles,y\nCCO,1.0\nCCN,2.0\n")
+    with pytest.raises(DataError, match=r"label columns \['y'\] need a task type: .*data.task_type, "
+                                        r"finetune.task.task_type, or the task's entry in benchmark.tasks"):
+        user_source(path, label_columns=["y"])
