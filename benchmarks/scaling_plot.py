@@ -1,0 +1,127 @@
+"""The scaling curve: downstream score against pretraining graph passes, from a benchmark run
+whose methods are scratch (0 graph passes) and ``encoder:`` methods labelled ``NAME-sSTEP``
+(the state of a pretraining run after STEP optimiser steps of ``--batch-size`` graphs).
+
+    python benchmarks/scaling_plot.py runs/bench-scaling-graphmae/results.json \
+        --out benchmarks/results/scaling_graphmae
+
+Writes ``scaling.png`` (one panel per task: mean test score over seeds with a band of one
+sample standard deviation, and the paired difference against scratch with its 95% interval)
+and ``scaling.md`` (the table), next to a copy of the harness's reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from graphssl.bench.stats import paired_difference
+from graphssl.tasks.metrics import HIGHER_IS_BETTER
+
+STEP = re.compile(r"^(?P<name>.+)-s(?P<step>\d+)$")
+
+
+def passes_of(method: str, batch_size: int) -> int | None:
+    """Graph passes of a method: 0 for scratch, STEP x batch for ``NAME-sSTEP``, else None."""
+    if method == "scratch":
+        return 0
+    match = STEP.match(method)
+    return int(match["step"]) * batch_size if match else None
+
+
+def curves(runs: list[dict], batch_size: int) -> dict[str, list[dict]]:
+    """Per task, one row per budget: graph passes, scores over seeds, and the paired
+    difference against scratch (same seed and split)."""
+    by_task: dict[str, dict[int, dict[tuple, float]]] = defaultdict(dict)
+    metric_of = {run["task"]: run["metric"] for run in runs}
+    for run in runs:
+        passes = passes_of(run["method"], batch_size)
+        if passes is None:
+            continue
+        key = (run.get("split", ""), run["seed"])
+        by_task[run["task"]].setdefault(passes, {})[key] = float(run["test"])
+    out: dict[str, list[dict]] = {}
+    for task, budgets in by_task.items():
+        scratch = budgets.get(0, {})
+        rows = []
+        for passes in sorted(budgets):
+            scores = budgets[passes]
+            pairs = sorted(set(scores) & set(scratch))
+            higher = HIGHER_IS_BETTER[metric_of[task]]
+            diff = (paired_difference([scores[k] for k in pairs], [scratch[k] for k in pairs], higher)
+                    if passes else None)
+            values = np.array(list(scores.values()))
+            rows.append({"graph_passes": passes, "mean": float(values.mean()),
+                         "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"), "n": len(values),
+                         "diff": None if diff is None else {"mean": diff.mean, "low": diff.low, "high": diff.high}})
+        out[task] = rows
+    return out
+
+
+def plot(table: dict[str, list[dict]], metric: dict[str, str], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.0 * len(table), 7.0))
+    for col, (task, rows) in enumerate(table.items()):
+        x = np.array([max(r["graph_passes"], 1) for r in rows], dtype=float)
+        mean = np.array([r["mean"] for r in rows])
+        std = np.nan_to_num(np.array([r["std"] for r in rows]))
+        ax = fig.add_subplot(2, len(table), col + 1)
+        ax.plot(x, mean, "o-", color="C0")
+        ax.fill_between(x, mean - std, mean + std, color="C0", alpha=0.2)
+        ax.set_xscale("symlog", linthresh=1e5)
+        ax.set_title(task)
+        ax.set_ylabel(f"test {metric.get(task, 'score')} (mean ± sample std)")
+        diff = [(r["graph_passes"], r["diff"]) for r in rows if r["diff"] is not None]
+        ax2 = fig.add_subplot(2, len(table), len(table) + col + 1, sharex=ax)
+        if diff:
+            dx = np.array([d[0] for d in diff], dtype=float)
+            dm = np.array([d[1]["mean"] for d in diff])
+            err = np.array([[d[1]["mean"] - d[1]["low"] for d in diff], [d[1]["high"] - d[1]["mean"] for d in diff]])
+            ax2.errorbar(dx, dm, yerr=err, fmt="o-", color="C1", capsize=4)
+        ax2.axhline(0.0, color="grey", lw=0.8)
+        ax2.set_xlabel("pretraining graph passes (0 = scratch)")
+        ax2.set_ylabel("minus scratch, mean [95% CI]")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def markdown(table: dict[str, list[dict]], metric: dict[str, str]) -> str:
+    lines = []
+    for task, rows in table.items():
+        lines += [f"### {task} (test {metric.get(task, 'score')})", "",
+                  "| graph passes | mean ± sample std (n) | minus scratch, mean [95% CI] |", "|---|---|---|"]
+        for r in rows:
+            d = r["diff"]
+            diff = "-" if d is None else f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+            lines.append(f"| {r['graph_passes']:,} | {r['mean']:.3f} ± {r['std']:.3f} ({r['n']}) | {diff} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="results.json of the benchmark run")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--batch-size", type=int, default=256, help="graphs per pretraining step")
+    args = parser.parse_args()
+    data = json.loads(args.results.read_text())
+    metric = {r["task"]: r.get("metric", "score") for r in data["runs"]}
+    table = curves(data["runs"], args.batch_size)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("results.md", "results.json", "results.png", "paired.png"):
+        if (args.results.parent / name).is_file():
+            shutil.copy(args.results.parent / name, args.out / name)
+    plot(table, metric, args.out / "scaling.png")
+    (args.out / "scaling.md").write_text(markdown(table, metric))
+    print(markdown(table, metric))
+
+
+if __name__ == "__main__":
+    main()
