@@ -107,17 +107,27 @@ def markdown(table: dict[str, list[dict]], metric: dict[str, str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, help="results.json of the benchmark run")
+    parser.add_argument("results", type=Path, nargs="+",
+                        help="results.json of the benchmark run(s); runs of several (e.g. later budgets) are joined, "
+                             "a (method, task, split, seed) given twice must have the same score")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--batch-size", type=int, default=256, help="graphs per pretraining step")
     args = parser.parse_args()
-    data = json.loads(args.results.read_text())
-    metric = {r["task"]: r.get("metric", "score") for r in data["runs"]}
-    table = curves(data["runs"], args.batch_size)
+    runs: dict[tuple, dict] = {}
+    for path in args.results:
+        for run in json.loads(path.read_text())["runs"]:
+            key = (run["method"], run["task"], run.get("split", ""), run["seed"])
+            if key in runs and runs[key]["test"] != run["test"]:
+                raise SystemExit(f"{key} scores {runs[key]['test']} in one file and {run['test']} in {path}: "
+                                 "the runs differ, so they cannot be joined")
+            runs[key] = run
+    metric = {r["task"]: r.get("metric", "score") for r in runs.values()}
+    table = curves(list(runs.values()), args.batch_size)
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in ("results.md", "results.json", "results.png", "paired.png"):
-        if (args.results.parent / name).is_file():
-            shutil.copy(args.results.parent / name, args.out / name)
+    for k, path in enumerate(args.results):
+        for name in ("results.md", "results.json", "results.png", "paired.png"):
+            if (path.parent / name).is_file():
+                shutil.copy(path.parent / name, args.out / (name if k == 0 else f"part{k + 1}_{name}"))
     plot(table, metric, args.out / "scaling.png")
     (args.out / "scaling.md").write_text(markdown(table, metric))
     print(markdown(table, metric))

@@ -1,5 +1,5 @@
 """The EMT generator's relaxed structures: local minima of EMT, the same structures as the
-rattled ones before relaxation, and a clear error when BFGS does not converge."""
+rattled ones before relaxation, and a clear error when FIRE does not converge."""
 
 from __future__ import annotations
 
@@ -31,5 +31,5 @@ def test_a_relaxation_that_does_not_converge_names_the_structure():
     atoms = random_alloy(np.random.default_rng([7, 0]))
     atoms.info["index"] = 0
     atoms.calc = EMT()
-    with pytest.raises(DataError, match=r"EMT structure 0 \(.+\) did not relax below 0.01 eV/A in 1 BFGS steps"):
+    with pytest.raises(DataError, match=r"EMT structure 0 \(.+\) did not relax below 0.01 eV/A in 1 FIRE steps"):
         relax_positions(atoms, steps=1)
