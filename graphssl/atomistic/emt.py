@@ -43,7 +43,8 @@ _REPEATS = {
 MAX_STRAIN = 0.03
 SIGMA_RANGE = (0.05, 0.1)
 RELAX_FMAX = 0.01  # eV/A
-RELAX_STEPS = 3000  # FIRE, not BFGS: BFGS stalled on some unstable bcc cells (largest force 0.09 eV/A after 2,000 steps)
+# FIRE, not BFGS: BFGS stalled on some unstable bcc cells (largest force 0.09 eV/A after 2,000 steps)
+RELAX_STEPS = 3000
 OUTPUT_NAME = "emt.extxyz"
 
 
