@@ -6,7 +6,7 @@
 set -e
 cd "$(dirname "$0")/../.."
 for name in gine-attrmask-moses gine-graphmae-moses gine-higmae-moses; do
-  if [ -f "runs/zoo/$name/encoder.pt" ]; then continue; fi
+  if [ -d "graphssl/zoo/entries/$name" ] || [ -f "runs/zoo/$name/encoder.pt" ]; then continue; fi  # shipped or done
   if [ ! -f "runs/zoo/$name/last.pt" ] && [ -f "benchmarks/zoo/checkpoints/$name/last.pt" ]; then
     mkdir -p "runs/zoo/$name"
     cp "benchmarks/zoo/checkpoints/$name/last.pt" "runs/zoo/$name/last.pt"
