@@ -422,7 +422,7 @@ def compare(path: str | Path, label: str, *, smiles_column: str | None = None, t
     with tempfile.TemporaryDirectory(prefix="graphssl-compare-") as scratch_dir:
         work = Path(work_dir) if work_dir is not None else Path(scratch_dir)
         config.output_dir = str(work)
-        run_benchmark(config, command=command)
+        run_benchmark(config, command=command, announce=False)  # the reports are moved to out_dir below
         results = json.loads((work / "results.json").read_text())
         summary = verdict(results["runs"], [s["name"] for s in specs if isinstance(s, dict)
                                             and s["name"] in baselines.BASELINES])

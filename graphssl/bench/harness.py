@@ -350,9 +350,11 @@ def _run_baseline(method: Method, dataset: Any, split: Split, fraction: float, s
                                  method.options, seed=seed, n_jobs=threads if threads is not None else -1)
 
 
-def run_benchmark(config: RunConfig, command: str | None = None) -> Path:
-    """Run the benchmark in ``config.benchmark``; write results.json, results.md, results.png and
-    (with scratch and another method) paired.png into ``config.output_dir``; return that folder."""
+def run_benchmark(config: RunConfig, command: str | None = None, announce: bool = True) -> Path:
+    """Run the benchmark in ``config.benchmark``; write results.json, results.md, results.png,
+    (with scratch and another method) paired.png and (with several label settings)
+    label_efficiency.png into ``config.output_dir``; return that folder. ``announce``: print
+    where the files went (off when a caller moves them elsewhere)."""
     t0 = time.perf_counter()
     set_threads(config.threads)
     bench = config.benchmark
@@ -459,8 +461,10 @@ def run_benchmark(config: RunConfig, command: str | None = None) -> Path:
     (out / "results.md").write_text(text)
     print()
     print(text)
-    written = "results.md, results.json, results.png" + (" and paired.png" if meta["paired_plot"] else "")
-    print(f"results written to {out}/: {written}")
+    if announce:
+        names = ["results.md", "results.json", "results.png", "paired.png", "label_efficiency.png"]
+        written = [n for n in names if (out / n).is_file()]
+        print(f"results written to {out}/: {', '.join(written[:-1])} and {written[-1]}")
     return out
 
 
