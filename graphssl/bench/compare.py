@@ -77,9 +77,9 @@ class _Input:
 
 
 def _table_columns(path: Path) -> list[str]:
-    from graphssl.molecule.tables import _header, _separator  # the reader's own header rules
+    from graphssl.molecule.tables import table_columns  # the reader's own header rules
 
-    return _header(path, _separator(path, None))
+    return table_columns(path)
 
 
 def _table_cells(path: Path, column: str) -> list[str]:

@@ -210,6 +210,12 @@ def read_sdf(path: str | Path, label_columns: Sequence[str] = (), limit: int | N
     return Records(_sdf_records(path, labels, limit), labels)
 
 
+def table_columns(path: str | Path) -> list[str]:
+    """The column names of a CSV/TSV file, by the same separator and header rules as the reader."""
+    path = Path(path)
+    return _header(path, _separator(path, None))
+
+
 def record_column(path: str | Path, column: str, limit: int | None = None,
                   smiles_column: str | None = None) -> list[str]:
     """The cell of ``column`` of every record of a CSV/TSV file (or property of an SDF file), in
