@@ -16,8 +16,6 @@ preprocessing (the coarsening of Hi-GMAE and BRepMAE) is timed apart.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import tempfile
 import time
@@ -33,7 +31,7 @@ from graphssl.core.config import ModelConfig
 from graphssl.engine.runtime import library_versions, machine_description
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling modules
-from interleaved import build_arms, run_rounds  # noqa: E402
+from interleaved import build_arms, run_rounds, save, table_rows  # noqa: E402
 
 ARMS: list[tuple[str, dict]] = [
     ("graphmae", {"loss": "mse"}),
@@ -68,11 +66,7 @@ def markdown(result: dict, command: str) -> str:
              f"{result['wall_s'] / 60:.1f} min (part generation and conversion included).", "",
              "| objective | parts/s (median) | vs GraphMAE, median of per-round ratios (min - max) "
              "| one-off coarsening, parts/s | trainable parameters |", "|---|---|---|---|---|"]
-    for name, arm in result["arms"].items():
-        prep = arm["preprocess_parts_per_s"]
-        lines.append(f"| {name} | {arm['parts_per_s_median']:,.1f} | {arm['ratio_over_graphmae_median']:.2f}x "
-                     f"({arm['ratio_over_graphmae_min']:.2f} - {arm['ratio_over_graphmae_max']:.2f}) | "
-                     f"{'-' if math.isnan(prep) else f'{prep:,.0f}'} | {arm['trainable_parameters']:,} |")
+    lines += table_rows(result, unit="parts", digits=1)
     return "\n".join(lines) + "\n"
 
 
@@ -90,13 +84,7 @@ def main() -> None:
     start = time.perf_counter()
     result = measure(parts(args.parts, args.seed), args.batches, args.batch_size, args.rounds)
     result.update(wall_s=time.perf_counter() - start, machine=machine_description(), versions=library_versions())
-    command = ("python benchmarks/brepmae_speed.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out") + f" --out {args.out}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "results.md").write_text(markdown(result, command))
-    print(markdown(result, command))
-
+    save(args, "brepmae_speed.py", result, markdown)
 
 if __name__ == "__main__":
     main()

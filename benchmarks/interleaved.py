@@ -9,8 +9,9 @@ One-off preprocessing (an objective's transform, e.g. coarsening) is timed apart
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -90,3 +91,26 @@ def run_rounds(arms: dict[str, dict[str, Any]], batches: int, batch_size: int, r
                              f"{over}_max": float(max(ratios)), f"preprocess_{unit}_per_s": arm["preprocess_per_s"],
                              "trainable_parameters": arm["parameters"]}
     return out
+
+
+def table_rows(result: dict[str, Any], unit: str = "graphs", digits: int = 0) -> list[str]:
+    """The Markdown rows of :func:`run_rounds`'s summary: arm, median rate, ratio against
+    GraphMAE (min - max), one-off preprocessing rate, trainable parameters."""
+    rows = []
+    for name, arm in result["arms"].items():
+        prep = arm[f"preprocess_{unit}_per_s"]
+        rows.append(f"| {name} | {arm[f'{unit}_per_s_median']:,.{digits}f} | {arm['ratio_over_graphmae_median']:.2f}x "
+                    f"({arm['ratio_over_graphmae_min']:.2f} - {arm['ratio_over_graphmae_max']:.2f}) | "
+                    f"{'-' if prep != prep else f'{prep:,.0f}'} | {arm['trainable_parameters']:,} |")
+    return rows
+
+
+def save(args: Any, script: str, result: dict[str, Any], markdown: Callable[[dict, str], str]) -> None:
+    """Write ``results.json`` and ``results.md`` (made by ``markdown(result, command)``) into
+    ``args.out``, with the command line rebuilt from ``args``, and print the Markdown."""
+    command = (f"python benchmarks/{script} " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out") + f" --out {args.out}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "results.md").write_text(markdown(result, command))
+    print(markdown(result, command))

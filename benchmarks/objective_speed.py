@@ -14,7 +14,6 @@ One-off preprocessing (Hi-GMAE's coarsening, descriptor scaling statistics) is t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from graphssl.engine.runtime import library_versions, machine_description
 from graphssl.molecule.features import molecule_feature_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling modules
-from interleaved import build_arms, run_rounds  # noqa: E402
+from interleaved import build_arms, run_rounds, save, table_rows  # noqa: E402
 
 ARMS: list[tuple[str, dict]] = [
     ("graphmae", {}),
@@ -60,11 +59,7 @@ def markdown(result: dict, command: str) -> str:
              f"arms interleaved step by step; wall time {result['wall_s'] / 60:.1f} min.", "",
              "| objective | graphs/s (median) | vs GraphMAE, median of per-round ratios (min - max) "
              "| one-off preprocessing, graphs/s | trainable parameters |", "|---|---|---|---|---|"]
-    for name, arm in result["arms"].items():
-        prep = arm["preprocess_graphs_per_s"]
-        lines.append(f"| {name} | {arm['graphs_per_s_median']:,.0f} | {arm['ratio_over_graphmae_median']:.2f}x "
-                     f"({arm['ratio_over_graphmae_min']:.2f} - {arm['ratio_over_graphmae_max']:.2f}) | "
-                     f"{'-' if prep != prep else f'{prep:,.0f}'} | {arm['trainable_parameters']:,} |")
+    lines += table_rows(result, unit="graphs", digits=0)
     return "\n".join(lines) + "\n"
 
 
@@ -81,13 +76,7 @@ def main() -> None:
     start = time.perf_counter()
     result = measure(moses(args.graphs), args.batches, args.batch_size, args.rounds)
     result.update(wall_s=time.perf_counter() - start, machine=machine_description(), versions=library_versions())
-    command = ("python benchmarks/objective_speed.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out") + f" --out {args.out}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "results.md").write_text(markdown(result, command))
-    print(markdown(result, command))
-
+    save(args, "objective_speed.py", result, markdown)
 
 if __name__ == "__main__":
     main()

@@ -39,8 +39,8 @@ def _config(tmp_path, molecule_csv, methods, model=ARCH):
     })
 
 
-def test_a_zoo_method_fine_tunes_the_entry_and_pretrains_nothing(tmp_path, molecule_csv, entry, monkeypatch,
-                                                                  one_thread):
+def _record_checkpoints(monkeypatch) -> list:
+    """The checkpoint each fine-tuning run of the harness starts from, in order."""
     seen = []
     finetune = harness.finetune
 
@@ -49,6 +49,12 @@ def test_a_zoo_method_fine_tunes_the_entry_and_pretrains_nothing(tmp_path, molec
         return finetune(cfg, checkpoint=checkpoint, dataset=dataset, split=split)
 
     monkeypatch.setattr(harness, "finetune", record)
+    return seen
+
+
+def test_a_zoo_method_fine_tunes_the_entry_and_pretrains_nothing(tmp_path, molecule_csv, entry, monkeypatch,
+                                                                  one_thread):
+    seen = _record_checkpoints(monkeypatch)
     monkeypatch.setattr(harness, "pretrain", lambda *a, **k: pytest.fail("a zoo method must not pretrain"))
     config = _config(tmp_path, molecule_csv, ["scratch", {"name": "zoo:tiny", "label": "tiny-zoo"}])
     out = harness.run_benchmark(config, command="test")
@@ -86,14 +92,7 @@ def test_an_encoder_file_is_a_method_fine_tuned_like_a_zoo_entry(tmp_path, molec
     with pytest.raises(ConfigError, match=r"differs from model: in hidden; set model.hidden=16"):
         harness.run_benchmark(_config(tmp_path, molecule_csv, ["scratch", f"encoder:{path}"],
                                       model={**ARCH, "hidden": 32}), command="test")
-    seen = []
-    finetune = harness.finetune
-
-    def record(cfg, checkpoint=None, dataset=None, split=None):
-        seen.append(checkpoint)
-        return finetune(cfg, checkpoint=checkpoint, dataset=dataset, split=split)
-
-    monkeypatch.setattr(harness, "finetune", record)
+    seen = _record_checkpoints(monkeypatch)
     monkeypatch.setattr(harness, "pretrain", lambda *a, **k: pytest.fail("an encoder method must not pretrain"))
     out = harness.run_benchmark(_config(tmp_path, molecule_csv, ["scratch", f"encoder:{path}"]), command="test")
     assert seen == [None, str(path)]
