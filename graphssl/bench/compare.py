@@ -50,7 +50,7 @@ from graphssl.tasks.metrics import HIGHER_IS_BETTER
 __all__ = ["compare", "infer_task_type", "zoo_methods"]
 
 # At budget 1: 10 epochs and 200 trees, the demo's fine-tuning budget, so a file of a few
-# thousand molecules finishes in minutes on a laptop CPU (benchmarks/README.md has the timing).
+# thousand molecules finishes in minutes on a laptop CPU (what was measured: benchmarks/README.md).
 EPOCHS = 10
 TREES = 200
 MIN_TREES = 10

@@ -596,7 +596,7 @@ def safe_load(text: str, where: str) -> Any:
     """Parse YAML ``text`` with :class:`ConfigLoader`; ``where`` (e.g. "config file 'x.yaml'") starts
     each error message. Anchors and aliases that expand past :data:`MAX_CONFIG_VALUES` are refused."""
     try:
-        value = yaml.load(text, Loader=ConfigLoader)
+        value = yaml.load(text, Loader=ConfigLoader)  # ConfigLoader is a yaml.SafeLoader subclass
     except _DuplicateKey as exc:
         raise ConfigError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
