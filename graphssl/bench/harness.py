@@ -308,7 +308,9 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], config: RunConfi
         f"- Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, {meta['machine']['memory']}, "
         f"torch threads {meta['machine']['torch_threads']}, CUDA {meta['machine']['cuda']}",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
-        f"- Wall time: {meta['wall_seconds'] / 60:.1f} min",
+        f"- Wall time: {meta['wall_seconds'] / 60:.1f} min" + (
+            f" in this invocation, which kept {meta['kept_runs']} runs of earlier ones (their wall time: "
+            f"{meta['earlier_wall_seconds'] / 60:.1f} min)" if meta.get("kept_runs") else ""),
     ]
     return "\n".join(lines) + "\n"
 
@@ -418,6 +420,11 @@ def run_benchmark(config: RunConfig, command: str | None = None, announce: bool 
             "final_loss": history[-1]["loss"] if history else float("nan"),
         }
 
+    meta["settings"] = _settings(config)
+    meta["methods"] = {m.label: _method_key(m, meta) for m in methods}
+    earlier = _earlier_runs(out, meta) if bench.resume else {}
+    if bench.resume:
+        print(f"resuming: {len(earlier)} runs of {out / 'results.json'} are kept")
     rows: list[dict[str, Any]] = []
     for task in tasks:
         dataset = load_dataset(task.data, cache, progress=config.progress)
@@ -439,6 +446,11 @@ def run_benchmark(config: RunConfig, command: str | None = None, announce: bool 
                     setting_dir = f"n{count}" if count is not None else f"frac{fraction:g}"
                     for seed in seeds:
                         for method in methods:
+                            key = (method.label, task.label, split_spec.name, split_seed, setting_dir, seed)
+                            if _row_key(key) in earlier:
+                                rows.append(earlier[_row_key(key)])
+                                meta["kept_runs"] = meta.get("kept_runs", 0) + 1
+                                continue
                             row = _run_one(config, method, checkpoints, task, dataset, split, split_cfg, fraction,
                                            seed, meta, out / "finetune" / _slug(task.label)
                                            / f"{_slug(split_spec.name)}-{split_seed}" / setting_dir / f"seed{seed}"
@@ -488,6 +500,59 @@ def _run_one(config: RunConfig, method: Method, checkpoints: dict[str, Path | No
             "best_epoch": result.best_epoch, "train_size": result.train_size, "seconds": result.seconds,
             # secondary scores some tasks report (e.g. face accuracy next to mIoU)
             **{k: v for k, v in result.to_dict().items() if k.startswith(("valid_", "test_")) and isinstance(v, float)}}
+
+
+def _settings(config: RunConfig) -> dict[str, Any]:
+    """What every run of a benchmark depends on beyond its own method, task, split and seed."""
+    return json.loads(json.dumps({"model": dataclasses.asdict(config.model),
+                                  "finetune": dataclasses.asdict(config.finetune),
+                                  "tasks": config.benchmark.tasks, "seed": config.seed}, default=str))
+
+
+def _method_key(method: Method, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """What identifies a method's runs across invocations; None for methods pretrained here,
+    whose encoders are new on every invocation."""
+    if method.objective is not None:
+        return None
+    key: dict[str, Any] = {"baseline": method.baseline, "options": method.options, "checkpoint": method.checkpoint}
+    if method.label in meta["zoo"]:
+        key["sha256"] = meta["zoo"][method.label]["sha256"]
+    elif method.checkpoint:
+        stat = Path(method.checkpoint).stat()
+        key["encoder"] = [stat.st_size, stat.st_mtime_ns]
+    return json.loads(json.dumps(key, default=str))
+
+
+def _row_key(key: tuple) -> str:
+    return json.dumps(list(key), default=str)
+
+
+def _earlier_runs(out: Path, meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The rows of ``out/results.json`` this invocation would repeat, keyed by :func:`_row_key`."""
+    path = out / "results.json"
+    if not path.is_file():
+        return {}
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"benchmark.resume: cannot read {path} ({exc}); move it away to start afresh") from None
+    old_meta = earlier.get("meta", {})
+    if old_meta.get("settings") != meta["settings"]:
+        raise ConfigError(f"benchmark.resume: {path} was written with other model, finetune, task or seed "
+                          "settings; its runs would not compare with new ones. Use another output_dir, or "
+                          "move it away to start afresh")
+    meta["features"].update(old_meta.get("features", {}))
+    kept = {}
+    for row in earlier.get("runs", []):
+        label = row.get("method")
+        if meta["methods"].get(label) is None or old_meta.get("methods", {}).get(label) != meta["methods"][label]:
+            continue
+        count = row.get("label_count")
+        setting = f"n{count}" if count is not None else f"frac{row['label_fraction']:g}"
+        kept[_row_key((label, row["task"], row["split"], row["split_seed"], setting, row["seed"]))] = row
+    if kept:
+        meta["earlier_wall_seconds"] = old_meta.get("wall_seconds", 0.0) + old_meta.get("earlier_wall_seconds", 0.0)
+    return kept
 
 
 def _report(dataset) -> dict[str, int]:

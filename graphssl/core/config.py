@@ -363,6 +363,12 @@ class BenchmarkConfig:
     seeds: list[int] = opt(factory=lambda: [0, 1, 2], text='fine-tuning seeds; every method sees the same seeds')
     label_fractions: list[float] = opt(factory=lambda: [1.0], text='label fractions of the training split to run')
     tier: str = opt("custom", 'a name for the report (quick, paper, ...)')
+    # A standard tier runs for hours: a stopped run, or one given more methods or seeds later,
+    # should cost only the runs it lacks.
+    resume: bool = opt(False,
+        'keep the runs of an earlier results.json in output_dir that this config would repeat (same model, '
+        'fine-tuning and data settings; same method, task, split, label setting and seed; a zoo entry with '
+        'the same sha256) and run only the missing ones; methods pretrained here are always rerun')
 
     def check(self, where: str = "benchmark.") -> None:
         """Raise :class:`ConfigError` for an empty list or a bad entry; method names are checked by

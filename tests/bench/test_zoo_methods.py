@@ -98,3 +98,26 @@ def test_an_encoder_file_is_a_method_fine_tuned_like_a_zoo_entry(tmp_path, molec
     assert seen == [None, str(path)]
     meta = json.loads((out / "results.json").read_text())["meta"]
     assert meta["encoders"]["Step-500"] == {"path": str(path), "objective": "attrmask"}
+
+
+def test_resume_runs_only_what_an_earlier_results_file_lacks(tmp_path, molecule_csv, entry, monkeypatch, one_thread):
+    first = _config(tmp_path, molecule_csv, ["scratch"])
+    harness.run_benchmark(first, command="test")
+    before = json.loads((tmp_path / "bench" / "results.json").read_text())["runs"]
+
+    seen = _record_checkpoints(monkeypatch)
+    more = _config(tmp_path, molecule_csv, ["scratch", {"name": "zoo:tiny", "label": "tiny-zoo"}])
+    more.benchmark.resume = True
+    out = harness.run_benchmark(more, command="test")
+    assert [str(c) for c in seen] == ["zoo:tiny"]  # scratch's run was kept, not repeated
+    after = json.loads((out / "results.json").read_text())
+    assert after["runs"][0] == before[0]
+    assert [r["method"] for r in after["runs"]] == ["scratch", "tiny-zoo"]
+    assert "kept 1 runs of earlier ones" in (out / "results.md").read_text()
+
+    # other fine-tuning settings would mix incomparable runs into one table
+    changed = _config(tmp_path, molecule_csv, ["scratch"])
+    changed.benchmark.resume = True
+    changed.finetune.epochs = 2
+    with pytest.raises(ConfigError, match="other model, finetune"):
+        harness.run_benchmark(changed, command="test")
