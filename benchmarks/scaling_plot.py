@@ -1,11 +1,12 @@
-"""The scaling curve: downstream score against pretraining graph passes, from a benchmark run
+"""The scaling curve: downstream score against pretraining graph passes, from benchmark runs
 whose methods are scratch (0 graph passes) and ``encoder:`` methods labelled ``NAME-sSTEP``
-(the state of a pretraining run after STEP optimiser steps of ``--batch-size`` graphs).
+(the state of pretraining run NAME after STEP optimiser steps of ``--batch-size`` graphs).
+Each NAME is one curve (e.g. graphmae and higmae), all starting from the same scratch runs.
 
     python benchmarks/scaling_plot.py runs/bench-scaling-graphmae/results.json \
         --out benchmarks/results/scaling_graphmae
 
-Writes ``scaling.png`` (one panel per task: mean test score over seeds with a band of one
+Writes ``scaling.png`` (one column per task: mean test score over seeds with a band of one
 sample standard deviation, and the paired difference against scratch with its 95% interval)
 and ``scaling.md`` (the table), next to a copy of the harness's reports.
 """
@@ -35,56 +36,73 @@ def passes_of(method: str, batch_size: int) -> int | None:
     return int(match["step"]) * batch_size if match else None
 
 
-def curves(runs: list[dict], batch_size: int) -> dict[str, list[dict]]:
-    """Per task, one row per budget: graph passes, scores over seeds, and the paired
-    difference against scratch (same seed and split)."""
-    by_task: dict[str, dict[int, dict[tuple, float]]] = defaultdict(dict)
+def family_of(method: str) -> str | None:
+    """NAME of a ``NAME-sSTEP`` method; None for scratch and anything else."""
+    match = STEP.match(method)
+    return match["name"] if match else None
+
+
+def curves(runs: list[dict], batch_size: int) -> dict[str, dict[str, list[dict]]]:
+    """Per task and pretraining run NAME, one row per budget (scratch first): graph passes,
+    scores over seeds, and the paired difference against scratch (same seed and split)."""
+    scratch: dict[str, dict[tuple, float]] = defaultdict(dict)
+    by_task: dict[str, dict[str, dict[int, dict[tuple, float]]]] = defaultdict(lambda: defaultdict(dict))
     metric_of = {run["task"]: run["metric"] for run in runs}
     for run in runs:
         passes = passes_of(run["method"], batch_size)
         if passes is None:
             continue
         key = (run.get("split", ""), run["seed"])
-        by_task[run["task"]].setdefault(passes, {})[key] = float(run["test"])
-    out: dict[str, list[dict]] = {}
-    for task, budgets in by_task.items():
-        scratch = budgets.get(0, {})
-        rows = []
-        for passes in sorted(budgets):
-            scores = budgets[passes]
-            pairs = sorted(set(scores) & set(scratch))
-            higher = HIGHER_IS_BETTER[metric_of[task]]
-            diff = (paired_difference([scores[k] for k in pairs], [scratch[k] for k in pairs], higher)
-                    if passes else None)
-            values = np.array(list(scores.values()))
-            rows.append({"graph_passes": passes, "mean": float(values.mean()),
-                         "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"), "n": len(values),
-                         "diff": None if diff is None else {"mean": diff.mean, "low": diff.low, "high": diff.high}})
-        out[task] = rows
-    return out
+        if passes == 0:
+            scratch[run["task"]][key] = float(run["test"])
+        else:
+            by_task[run["task"]][family_of(run["method"])].setdefault(passes, {})[key] = float(run["test"])
+    return {task: {name: _rows({0: scratch[task], **budgets}, metric_of[task])
+                   for name, budgets in sorted(families.items())}
+            for task, families in by_task.items()}
 
 
-def plot(table: dict[str, list[dict]], metric: dict[str, str], path: Path) -> None:
+def _rows(budgets: dict[int, dict[tuple, float]], metric: str) -> list[dict]:
+    scratch = budgets.get(0, {})
+    rows = []
+    for passes in sorted(budgets):
+        scores = budgets[passes]
+        pairs = sorted(set(scores) & set(scratch))
+        diff = (paired_difference([scores[k] for k in pairs], [scratch[k] for k in pairs], HIGHER_IS_BETTER[metric])
+                if passes else None)
+        values = np.array(list(scores.values()))
+        rows.append({"graph_passes": passes, "mean": float(values.mean()),
+                     "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"), "n": len(values),
+                     "diff": None if diff is None else {"mean": diff.mean, "low": diff.low, "high": diff.high}})
+    return rows
+
+
+def plot(table: dict[str, dict[str, list[dict]]], metric: dict[str, str], path: Path) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5.0 * len(table), 7.0))
-    for col, (task, rows) in enumerate(table.items()):
-        x = np.array([max(r["graph_passes"], 1) for r in rows], dtype=float)
-        mean = np.array([r["mean"] for r in rows])
-        std = np.nan_to_num(np.array([r["std"] for r in rows]))
+    for col, (task, families) in enumerate(table.items()):
         ax = fig.add_subplot(2, len(table), col + 1)
-        ax.plot(x, mean, "o-", color="C0")
-        ax.fill_between(x, mean - std, mean + std, color="C0", alpha=0.2)
+        ax2 = fig.add_subplot(2, len(table), len(table) + col + 1, sharex=ax)
+        for k, (name, rows) in enumerate(families.items()):
+            color = f"C{k}"
+            x = np.array([max(r["graph_passes"], 1) for r in rows], dtype=float)
+            mean = np.array([r["mean"] for r in rows])
+            std = np.nan_to_num(np.array([r["std"] for r in rows]))
+            ax.plot(x, mean, "o-", color=color, label=name)
+            ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15)
+            diff = [(r["graph_passes"], r["diff"]) for r in rows if r["diff"] is not None]
+            if diff:
+                # a small horizontal offset per curve keeps the intervals apart
+                dx = np.array([d[0] for d in diff], dtype=float) * (1.0 + 0.04 * k)
+                dm = np.array([d[1]["mean"] for d in diff])
+                err = np.array([[d[1]["mean"] - d[1]["low"] for d in diff],
+                                [d[1]["high"] - d[1]["mean"] for d in diff]])
+                ax2.errorbar(dx, dm, yerr=err, fmt="o-", color=color, capsize=4, label=name)
         ax.set_xscale("symlog", linthresh=1e5)
         ax.set_title(task)
         ax.set_ylabel(f"test {metric.get(task, 'score')} (mean ± sample std)")
-        diff = [(r["graph_passes"], r["diff"]) for r in rows if r["diff"] is not None]
-        ax2 = fig.add_subplot(2, len(table), len(table) + col + 1, sharex=ax)
-        if diff:
-            dx = np.array([d[0] for d in diff], dtype=float)
-            dm = np.array([d[1]["mean"] for d in diff])
-            err = np.array([[d[1]["mean"] - d[1]["low"] for d in diff], [d[1]["high"] - d[1]["mean"] for d in diff]])
-            ax2.errorbar(dx, dm, yerr=err, fmt="o-", color="C1", capsize=4)
+        ax.legend(fontsize=8)
         ax2.axhline(0.0, color="grey", lw=0.8)
         ax2.set_xlabel("pretraining graph passes (0 = scratch)")
         ax2.set_ylabel("minus scratch, mean [95% CI]")
@@ -92,16 +110,17 @@ def plot(table: dict[str, list[dict]], metric: dict[str, str], path: Path) -> No
     fig.savefig(path, dpi=120)
 
 
-def markdown(table: dict[str, list[dict]], metric: dict[str, str]) -> str:
+def markdown(table: dict[str, dict[str, list[dict]]], metric: dict[str, str]) -> str:
     lines = []
-    for task, rows in table.items():
-        lines += [f"### {task} (test {metric.get(task, 'score')})", "",
-                  "| graph passes | mean ± sample std (n) | minus scratch, mean [95% CI] |", "|---|---|---|"]
-        for r in rows:
-            d = r["diff"]
-            diff = "-" if d is None else f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-            lines.append(f"| {r['graph_passes']:,} | {r['mean']:.3f} ± {r['std']:.3f} ({r['n']}) | {diff} |")
-        lines.append("")
+    for task, families in table.items():
+        for name, rows in families.items():
+            lines += [f"### {task}, {name} (test {metric.get(task, 'score')})", "",
+                      "| graph passes | mean ± sample std (n) | minus scratch, mean [95% CI] |", "|---|---|---|"]
+            for r in rows:
+                d = r["diff"]
+                diff = "-" if d is None else f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+                lines.append(f"| {r['graph_passes']:,} | {r['mean']:.3f} ± {r['std']:.3f} ({r['n']}) | {diff} |")
+            lines.append("")
     return "\n".join(lines)
 
 
