@@ -4,7 +4,7 @@ whose methods are scratch (0 graph passes) and ``encoder:`` methods labelled ``N
 Each NAME is one curve (e.g. graphmae and higmae), all starting from the same scratch runs.
 
     python benchmarks/scaling_plot.py runs/bench-scaling-graphmae/results.json \
-        --out benchmarks/results/scaling_graphmae
+        --out benchmarks/results/scaling
 
 Writes ``scaling.png`` (one column per task: mean test score over seeds with a band of one
 sample standard deviation, and the paired difference against scratch with its 95% interval)
