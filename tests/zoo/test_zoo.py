@@ -166,13 +166,16 @@ def test_cli_lists_shows_and_finetunes_from_the_zoo(tmp_path, monkeypatch, capsy
     assert "sha256" in capsys.readouterr().err
 
 
-def _example(domain: str, request) -> Batch:
+def _example(spec: dict, request) -> Batch:
+    domain = spec["domain"]
     if domain == "molecule":
         return _molecules()
     if domain == "atomistic":
         from graphssl.atomistic.adapters import from_positions
 
-        water = from_positions([8, 1, 1], [[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]])
+        # the neighbour list the entry was pretrained with
+        water = from_positions([8, 1, 1], [[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]],
+                               cutoff=spec["cutoff"])
         return Batch.from_data_list([water])
     if domain == "brep":
         from graphssl.brep.adapter import step_to_graphs
@@ -187,7 +190,7 @@ def test_every_shipped_entry_loads_and_embeds_an_example_of_its_domain(name, req
     card = zoo.card(name)
     encoder = zoo.load(name)
     with torch.no_grad():
-        out = encoder.embed_graphs(_example(card["feature_spec"]["domain"], request))
+        out = encoder.embed_graphs(_example(card["feature_spec"], request))
     assert out.shape[-1] == card["model"]["hidden"] and torch.isfinite(out).all()
     assert card["weights"]["bytes"] < 20e6  # the whole zoo stays in the tens of MB
     for field in ("description", "data", "objective", "pretrain", "machine", "license", "versions", "command"):
