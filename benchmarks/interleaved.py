@@ -112,5 +112,6 @@ def save(args: Any, script: str, result: dict[str, Any], markdown: Callable[[dic
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out") + f" --out {args.out}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "results.md").write_text(markdown(result, command))
-    print(markdown(result, command))
+    text = markdown(result, command)
+    (args.out / "results.md").write_text(text)
+    print(text)

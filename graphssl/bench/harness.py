@@ -443,12 +443,13 @@ def run_benchmark(config: RunConfig, command: str | None = None, announce: bool 
                 for setting in _label_settings(task, bench.label_fractions):
                     fraction = _fraction_for(task, setting, split, split_spec.name)
                     count = int(setting[1]) if setting[0] == "count" else None
-                    setting_dir = f"n{count}" if count is not None else f"frac{fraction:g}"
+                    setting_dir = _setting_name(count, fraction)
                     for seed in seeds:
                         for method in methods:
-                            key = (method.label, task.label, split_spec.name, split_seed, setting_dir, seed)
-                            if _row_key(key) in earlier:
-                                rows.append(earlier[_row_key(key)])
+                            key = _row_key((method.label, task.label, split_spec.name, split_seed, setting_dir,
+                                            seed))
+                            if key in earlier:
+                                rows.append(earlier[key])
                                 meta["kept_runs"] = meta.get("kept_runs", 0) + 1
                                 continue
                             row = _run_one(config, method, checkpoints, task, dataset, split, split_cfg, fraction,
@@ -523,6 +524,11 @@ def _method_key(method: Method, meta: dict[str, Any]) -> dict[str, Any] | None:
     return json.loads(json.dumps(key, default=str))
 
 
+def _setting_name(count: int | None, fraction: float) -> str:
+    """A label setting's name, as its run folders and resumed rows know it."""
+    return f"n{count}" if count is not None else f"frac{fraction:g}"
+
+
 def _row_key(key: tuple) -> str:
     return json.dumps(list(key), default=str)
 
@@ -547,8 +553,7 @@ def _earlier_runs(out: Path, meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
         label = row.get("method")
         if meta["methods"].get(label) is None or old_meta.get("methods", {}).get(label) != meta["methods"][label]:
             continue
-        count = row.get("label_count")
-        setting = f"n{count}" if count is not None else f"frac{row['label_fraction']:g}"
+        setting = _setting_name(row.get("label_count"), row["label_fraction"])
         kept[_row_key((label, row["task"], row["split"], row["split_seed"], setting, row["seed"]))] = row
     if kept:
         meta["earlier_wall_seconds"] = old_meta.get("wall_seconds", 0.0) + old_meta.get("earlier_wall_seconds", 0.0)

@@ -35,11 +35,9 @@ def test_config_parses(path):
     # encoder:PATH methods name the outputs of earlier runs (documented in the config), not shipped files
     specs = [m for m in config.benchmark.methods
              if not str(m.get("name") if isinstance(m, dict) else m).startswith("encoder:")]
-    if path.parent.name == "zoo":  # a zoo entry's pretraining run: its objective, no benchmark section
-        specs = []
-        build_objective(config.objective.name, encoder, config.objective.options)
-    for method in parse_methods(specs):
+    zoo_run = path.parent.name == "zoo"  # a zoo entry's pretraining run: its objective, no benchmark section
+    for method in parse_methods([] if zoo_run else specs):
         if method.objective:
             build_objective(method.objective, encoder, method.options)
-    if config.objective.options:
+    if zoo_run or config.objective.options:
         build_objective(config.objective.name, encoder, config.objective.options)
