@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"faces per class: {report.class_counts}")
             else:
                 config = _load(args)
-                check_data(config.data, "data.")
+                check_data(config.data, "data.", corpus=True)
                 load_dataset(config.data, prepare_cache(config), progress=config.progress)
     except RunInterrupted as exc:
         print(f"graphssl: {exc}", file=sys.stderr)

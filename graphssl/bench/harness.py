@@ -17,7 +17,10 @@ harness options:
 - ``label_counts``: numbers of labelled training items (drawn from the training split with the
   run's seed, as ``label_fraction`` is) to run instead of ``benchmark.label_fractions``;
 - ``tie_tolerance``: the difference, in the metric's units, within which a paired comparison
-  counts as a tie (default 0: only equal scores tie).
+  counts as a tie (default 0: only equal scores tie);
+- ``eval_count``: score at most this many validation and this many test items, drawn once per
+  split (with the split's seed) from its validation and test parts, so every method and seed on
+  that split scores the same items (a large set's evaluation then costs what its training does).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from graphssl.core.config import (
     ObjectiveConfig,
     RunConfig,
     benchmark_task_data,
+    check_int,
     save_config,
 )
 from graphssl.core.errors import ConfigError
@@ -80,6 +84,7 @@ class TaskSpec:
     splits: list[SplitSpec]
     label_counts: list[int] | None = None
     tie_tolerance: float = 0.0
+    eval_count: int | None = None
 
 
 def parse_methods(specs: list[Any]) -> list[Method]:
@@ -173,6 +178,8 @@ def parse_tasks(specs: list[Any], finetune_config: Any) -> list[TaskSpec]:
         data = benchmark_task_data(spec, where)  # a name, a mapping or a DataConfig; anything else fails
         label, split_specs = options.get("label"), options.get("splits")
         counts, tolerance = options.get("label_counts"), options.get("tie_tolerance", 0.0)
+        eval_count = options.get("eval_count")
+        check_int(eval_count, f"{where}.eval_count", empty="every item")
         if split_specs is None:
             splits = [SplitSpec(finetune_config.split, [finetune_config.split_seed])]
         else:
@@ -187,7 +194,7 @@ def parse_tasks(specs: list[Any], finetune_config: Any) -> list[TaskSpec]:
             raise ConfigError(f"option '{where}.tie_tolerance' must be a number >= 0, got {tolerance!r}")
         tasks.append(TaskSpec(str(label) if label is not None else _default_label(data), data, splits,
                               None if counts is None else _int_list(counts, f"{where}.label_counts", 1),
-                              float(tolerance)))
+                              float(tolerance), eval_count))
     _check_unique([t.label for t in tasks if t.label is not None])
     return tasks
 
@@ -245,6 +252,8 @@ def _split_text(task: TaskSpec) -> str:
         parts.append(f"{s.name} ({seeds}{' of 5' if s.name == 'matbench' else ''})")
     labels = (f"; {', '.join(f'{c:,}' for c in task.label_counts)} labelled training items"
               if task.label_counts else "")
+    if task.eval_count:
+        labels += f"; {task.eval_count:,} validation and {task.eval_count:,} test items drawn per split"
     return f"`{task.label}`: " + ", ".join(parts) + labels
 
 
@@ -313,6 +322,19 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], config: RunConfi
             f"{meta['earlier_wall_seconds'] / 60:.1f} min)" if meta.get("kept_runs") else ""),
     ]
     return "\n".join(lines) + "\n"
+
+
+def cap_evaluation(split: Split, count: int | None, seed: int) -> Split:
+    """``split`` with at most ``count`` validation and ``count`` test items, drawn with ``seed``
+    (kept in their order); the training part is untouched."""
+    if count is None:
+        return split
+    rng = np.random.default_rng([seed, 0x5EA1])  # its own stream: label subsets draw from the run's seed
+
+    def cap(part: np.ndarray) -> np.ndarray:
+        return part if len(part) <= count else np.sort(rng.choice(part, size=count, replace=False))
+
+    return dataclasses.replace(split, valid=cap(split.valid), test=cap(split.test))
 
 
 def _label_settings(task: TaskSpec, fractions: list[float]) -> list[tuple[str, float]]:
@@ -439,7 +461,7 @@ def run_benchmark(config: RunConfig, command: str | None = None, announce: bool 
             for split_seed, seeds in plan:
                 split_cfg = dataclasses.replace(config.finetune, task=task.data, split=split_spec.name,
                                                 split_seed=split_seed)
-                split = make_split(dataset, split_cfg)
+                split = cap_evaluation(make_split(dataset, split_cfg), task.eval_count, split_seed)
                 for setting in _label_settings(task, bench.label_fractions):
                     fraction = _fraction_for(task, setting, split, split_spec.name)
                     count = int(setting[1]) if setting[0] == "count" else None

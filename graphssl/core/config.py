@@ -78,6 +78,10 @@ def check_number(value: Any, option: str, low: float, high: float = math.inf, *,
         raise ConfigError(f"option '{option}' must be {need}{alternative}; got {value!r}")
 
 
+# options that decide what a graph holds: one value for all data sets of a corpus (data.sources)
+CORPUS_SHARED = ("cutoff", "explicit_h", "conformer", "descriptors", "sources")
+
+
 @dataclass
 class DataConfig:
     """Where structures come from: a registry name or a user's file."""
@@ -129,6 +133,14 @@ class DataConfig:
     max_neighbors: int | None = opt(None, "atomistic structures: keep only each atom's nearest N neighbours")
     label_file: str | None = opt(None, 'folder of CIF/POSCAR files: CSV of labels keyed by file name')
     id_column: str | None = opt(None, 'column of label_file that holds the file names')
+    # one corpus from several data sets, e.g. QM9 molecules and Matbench crystals for one atomistic encoder
+    sources: list[Any] = opt(factory=list,
+        text='a pretraining corpus of several data sets of one domain, read one after the other with their labels '
+        'dropped: each item a registry name or a mapping of data options (name or path, offset, limit, '
+        'max_neighbors, on_error, repeat, ...); an option an item leaves out is this section\'s')
+    repeat: int = opt(1,
+        'in an item of data.sources: how many times its graphs appear per epoch (weights a small data set up '
+        'against a large one)')
 
     def check(self, where: str = "data.") -> None:
         """Raise :class:`ConfigError` for a value outside its option's choices or range.
@@ -143,6 +155,39 @@ class DataConfig:
                               f"got {limit!r}")
         if self.task_type is not None:  # checked here so the message names the section it was set in
             check_choice(self.task_type, TASK_TYPES, f"{where}task_type")
+        check_int(self.repeat, f"{where}repeat")
+        if self.repeat != 1:
+            raise ConfigError(f"option '{where}repeat' weights one data set of a corpus: set it in an item of "
+                              f"{where}sources (a single data set is repeated by more epochs)")
+        if self.sources:
+            if self.name or self.path:
+                raise ConfigError(f"give either {where}sources or a single data set ({where}name / {where}path), "
+                                  "not both")
+            self.parts(where)
+
+    def parts(self, where: str = "data.") -> list[tuple["DataConfig", int]]:
+        """The data sets this section reads, each with how many times an epoch repeats it: itself
+        once, or one config per item of ``sources`` (options it leaves out are this section's)."""
+        if not isinstance(self.sources, list) or not self.sources:
+            return [(self, 1)]
+        base = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("sources", "repeat")}
+        out = []
+        for i, item in enumerate(self.sources):
+            at = f"{where}sources[{i}]"
+            spec = {"name": item} if isinstance(item, str) else item
+            if not isinstance(spec, dict):
+                raise ConfigError(f"option '{at}' must be a data set name or a mapping of data options, got {item!r}")
+            shared = [k for k in CORPUS_SHARED if k in spec]
+            if shared:
+                raise ConfigError(f"option '{at}.{shared[0]}': every data set of a corpus is made into graphs the "
+                                  f"same way; set {shared[0]} once, in the section that holds sources")
+            spec = dict(spec)
+            repeat = spec.pop("repeat", 1)
+            check_int(repeat, f"{at}.repeat")
+            if not spec.get("name") and not spec.get("path"):
+                raise ConfigError(f"option '{at}' names no data set: give it a name (`graphssl data list`) or a path")
+            out.append((from_dict(DataConfig, {**base, **spec}, prefix=f"{at}."), repeat))
+        return out
 
     def rejects_duplicates(self, labelled: bool) -> bool:
         """Whether a duplicate record is a bad record in a data set that is (or is not) labelled."""
@@ -359,7 +404,7 @@ class BenchmarkConfig:
              'encoder.pt of an earlier run), ecfp-rf / rdkit-rf, or mappings {name:, label:, <options>}')
     tasks: list[Any] = opt(factory=list,
         text='labelled data sets (names or mappings like data:), a mapping may add the harness options label, '
-        'splits, label_counts and tie_tolerance (graphssl.bench.harness)')
+        'splits, label_counts, tie_tolerance and eval_count (graphssl.bench.harness)')
     seeds: list[int] = opt(factory=lambda: [0, 1, 2], text='fine-tuning seeds; every method sees the same seeds')
     label_fractions: list[float] = opt(factory=lambda: [1.0], text='label fractions of the training split to run')
     tier: str = opt("custom", 'a name for the report (quick, paper, ...)')
@@ -387,7 +432,7 @@ class BenchmarkConfig:
 
 # Per-task options of benchmark.tasks that belong to the harness, not to the data section; the
 # harness (graphssl.bench.harness.parse_tasks) checks their values.
-BENCHMARK_TASK_OPTIONS = ("label", "splits", "label_counts", "tie_tolerance")
+BENCHMARK_TASK_OPTIONS = ("label", "splits", "label_counts", "tie_tolerance", "eval_count")
 
 
 def benchmark_task_data(spec: Any, where: str = "benchmark.tasks") -> DataConfig:

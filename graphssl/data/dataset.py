@@ -15,6 +15,7 @@ from torch_geometric.data import Data
 from graphssl.core.config import DataConfig
 from graphssl.core.errors import DataError
 from graphssl.data.builder import build_or_load
+from graphssl.data.corpus import Corpus
 from graphssl.data.records import Source
 from graphssl.data.sources import DataSource, InputKind, entry_for, expand_paths
 
@@ -42,8 +43,19 @@ class PrecomputedDataset(Dataset):
 
 
 def domain_of(config: DataConfig) -> str:
-    """The domain ("molecule", "atomistic", "brep") of the data ``config`` names."""
-    return entry_for(config).domain
+    """The domain ("molecule", "atomistic", "brep") of the data ``config`` names; for a corpus
+    (``data.sources``) the one domain all its data sets share."""
+    parts = config.parts()
+    domains = [entry_for(expand_paths(part)).domain for part, _ in parts]
+    for i, domain in enumerate(domains[1:], 1):
+        if domain != domains[0]:
+            raise DataError(f"data.sources[{i}] ({_label(parts[i][0])}) is {domain} data and data.sources[0] "
+                            f"({_label(parts[0][0])}) is {domains[0]} data: a corpus holds one domain")
+    return domains[0]
+
+
+def _label(config: DataConfig) -> str:
+    return f"'{config.name or config.path}'"
 
 
 def _opener(entry: DataSource | InputKind, config: DataConfig):
@@ -69,9 +81,15 @@ def load_dataset(config: DataConfig, cache_dir: str | Path = ".graphssl_cache", 
     change re-processes. The build report (read, kept, skipped with reasons) is printed
     (``verbose``) and stored next to the cached graphs. The data set has ``name``,
     ``task_names``, ``task_type``, ``metric``, ``report``, ``feature_spec``, ``labels`` and
-    ``subset()``, plus what its domain adds (``smiles``, ``names``, ``class_names``, ...).
+    ``subset()``, plus what its domain adds (``smiles``, ``names``, ``class_names``, ...). A
+    corpus (``data.sources``) is a :class:`~graphssl.data.corpus.Corpus` of the sets it lists.
     """
     config.check()
+    if config.sources:
+        domain_of(config)
+        parts = config.parts()
+        return Corpus([load_dataset(part, cache_dir, progress, verbose) for part, _ in parts],
+                      [repeat for _, repeat in parts])
     config = expand_paths(config)
     entry = entry_for(config)
     cache_dir = Path(cache_dir)

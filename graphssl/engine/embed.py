@@ -48,6 +48,7 @@ from graphssl.core.errors import ConfigError, DataError, GraphSSLError
 from graphssl.data.builder import Recipe
 from graphssl.data.records import BuildReport, Source, shorten
 from graphssl.data.sources import entry_for
+from graphssl.data.dataset import domain_of
 from graphssl.engine.checkpoint import load_checkpoint
 from graphssl.engine.pretrained import Pretrained, build_finetune_encoder, load_pretrained
 from graphssl.engine.runtime import resolve_device
@@ -131,7 +132,7 @@ def _spec_of_run(path: Path, pretrained: Pretrained) -> InputSpec:
     """The input spec of a ``graphssl pretrain`` encoder.pt, from the data config it stored."""
     data = dict((load_checkpoint(path).get("config") or {}).get("data") or {})
     try:
-        domain = entry_for(from_dict(DataConfig, data)).domain
+        domain = domain_of(from_dict(DataConfig, data))
     except (GraphSSLError, TypeError, KeyError):
         domain = _domain_of_weights(pretrained.model, pretrained.weights)
     return InputSpec(domain, cutoff=float(data.get("cutoff", 5.0)), max_neighbors=data.get("max_neighbors"),

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from graphssl.core.config import RunConfig, save_config
 from graphssl.core.errors import CheckpointError, RunInterrupted, TrainingDiverged
+from graphssl.data.corpus import Corpus
 from graphssl.data.dataset import PrecomputedDataset, load_dataset
 from graphssl.data.sampler import StepSampler
 from graphssl.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -369,7 +370,9 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
         if run.clean_batch_norm and batch_norms(encoder):
             exported = copy.deepcopy(encoder)
             cleaned = min(int(run.clean_batch_norm), len(clean))
-            reestimate_batch_norm(exported, Subset(clean, range(cleaned)), device)
+            # a corpus is ordered set by set: its first graphs would all come from one set
+            sample = clean.spread(cleaned) if isinstance(clean, Corpus) else range(cleaned)
+            reestimate_batch_norm(exported, Subset(clean, sample), device)
         bad = nonfinite_tensors(exported)
     if world.any(bool(bad)):  # e.g. batch-norm statistics that overflowed on clean graphs: never ship them
         raise TrainingDiverged(
@@ -390,6 +393,8 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
         }
         if deg is not None:
             payload["deg"] = deg
+        if isinstance(clean, Corpus):
+            payload["corpus"] = clean.summary()  # graphs per data set, for the zoo card
         save_checkpoint(path, payload)
         (out / "pretrain_history.json").write_text(json.dumps(history, indent=1))
         write_pretrain_curves(history, out)

@@ -220,10 +220,17 @@ def check_objective(name: str, options: dict[str, Any], where: str = "objective.
                               + ", ".join(f"{k}={v!r}" for k, v in allowed.items()))
 
 
-def check_data(data: DataConfig, where: str, required: bool = True) -> None:
+def check_data(data: DataConfig, where: str, required: bool = True, corpus: bool = False) -> None:
     """Raise :class:`ConfigError` for a data section naming an unknown data set, or giving both a
-    name and a path, or (``required``) neither."""
+    name and a path, or (``required``) neither; ``corpus``: it may list several (``sources``)."""
     data.check(where)
+    if data.sources:
+        if not corpus:
+            raise ConfigError(f"option '{where}sources' makes a pretraining corpus; a labelled task is one data set: "
+                              f"give {where}name or {where}path")
+        for i, (part, _) in enumerate(data.parts(where)):
+            check_data(part, f"{where}sources[{i}].")
+        return
     if data.name:
         try:
             source = SOURCES.get(data.name)
@@ -261,7 +268,7 @@ def validate(config: RunConfig, command: str, *, checkpoint: Any = None, has_dat
     """
     config.check()
     if command in ("pretrain", "benchmark"):
-        check_data(config.data, "data.", required=not has_data)
+        check_data(config.data, "data.", required=not has_data, corpus=True)
         check_model(config.model, "model.", cutoff=config.data.cutoff)
     if command == "pretrain":
         check_objective(config.objective.name, config.objective.options, "objective.")

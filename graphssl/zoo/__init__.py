@@ -249,18 +249,34 @@ def entry_from_pretrained(payload: dict[str, Any], name: str, root: Path | None 
     }
     options = {k: v for k, v in config["objective"].items() if k not in ("name", "options")}
     options.update(config["objective"].get("options") or {})
-    records = data.limit or (budget["graph_passes"] // max(budget["epochs"], 1))
-    source = data.name or data.path
-    first = f"the first {records:,}" if not data.offset else f"{records:,} (from record {data.offset:,})"
+    if payload.get("corpus"):  # data.sources: the card names every data set with its own count
+        parts = data.parts()
+        source = "+".join(str(p.name or p.path) for p, _ in parts)
+        records = sum(int(row["records"]) for row in payload["corpus"])
+        described = "; ".join(
+            _records_text(int(row["records"]), str(part.name or part.path), part.offset)
+            + (f", each {repeat} times per epoch" if repeat > 1 else "")
+            for row, (part, repeat) in zip(payload["corpus"], parts))
+        data_card = {"name": source, "records": records, "offset": 0, "sources": payload["corpus"],
+                     "description": f"{described}; labels unused"}
+    else:
+        records = data.limit or (budget["graph_passes"] // max(budget["epochs"], 1))
+        source = data.name or data.path
+        data_card = {"name": source, "records": records, "offset": data.offset,
+                     "description": f"{_records_text(records, source, data.offset)}, labels unused"}
     return write_entry(
         name, _root(root), encoder_state=payload["encoder"], model=payload["model"],
         objective={"name": payload["objective_name"], "options": options},
         objective_state=dict(payload.get("objective_state") or {}), feature_spec=spec, deg=payload.get("deg"),
         description=description, license=license, command=command, machine=machine,
-        data={"name": source, "records": records, "offset": data.offset,
-              "description": f"{first} records of {source}, labels unused"},
+        data=data_card,
         pretrain=budget, seed=config.get("seed"), versions=payload.get("versions", {}), results=[],
     )
+
+
+def _records_text(records: int, source: str, offset: int) -> str:
+    first = f"the first {records:,}" if not offset else f"{records:,} (from record {offset:,})"
+    return f"{first} records of {source}"
 
 
 def _human(n: float) -> str:

@@ -1,5 +1,5 @@
-"""Per-task harness options (label, splits, label_counts, tie_tolerance) and the standard tier's
-config."""
+"""Per-task harness options (label, splits, label_counts, tie_tolerance, eval_count) and the
+standard tier's config."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphssl.bench.harness import SplitSpec, TaskSpec, _fraction_for, parse_methods, parse_tasks
+from graphssl.bench.harness import SplitSpec, TaskSpec, _fraction_for, cap_evaluation, parse_methods, parse_tasks
 from graphssl.core.config import FinetuneConfig, benchmark_task_data, load_config
 from graphssl.core.errors import ConfigError
 from graphssl.data.splits import Split, subsample_fraction
@@ -46,11 +46,31 @@ def test_splits_counts_labels_and_tolerances():
     ({"label_counts": [0]}, "label_counts' must be"),
     ({"label_counts": 1000.5}, "label_counts' must be"),
     ({"tie_tolerance": -0.1}, "tie_tolerance' must be"),
+    ({"eval_count": 0}, r"option 'benchmark.tasks\[0\].eval_count' must be a positive integer, or empty"),
+    ({"eval_count": [100]}, "eval_count' must be a positive integer"),
     ({"splitz": ["random"]}, "unknown option 'benchmark.tasks\\[0\\].splitz'"),
 ])
 def test_bad_task_options_are_named(extra, message):
     with pytest.raises(ConfigError, match=message):
         parse_tasks([{"name": "b3db", **extra}], FinetuneConfig())
+
+
+def test_eval_count_draws_the_same_validation_and_test_items_for_a_split_seed():
+    (task,) = parse_tasks([{"name": "qm9", "label_columns": ["gap"], "eval_count": 2000}], FinetuneConfig())
+    assert task.eval_count == 2000
+    split = Split(np.arange(0, 800), np.arange(800, 900), np.arange(900, 1000))
+    capped = cap_evaluation(split, 30, seed=4)
+    assert capped.train is split.train  # the training part (and so every label subset) is untouched
+    assert len(capped.valid) == len(capped.test) == 30
+    assert set(capped.valid) <= set(split.valid) and set(capped.test) <= set(split.test)
+    assert np.all(np.diff(capped.valid) > 0) and np.all(np.diff(capped.test) > 0)  # in order, no repeats
+    again = cap_evaluation(split, 30, seed=4)
+    assert np.array_equal(again.valid, capped.valid) and np.array_equal(again.test, capped.test)
+    other = cap_evaluation(split, 30, seed=5)
+    assert not np.array_equal(other.valid, capped.valid)
+    whole = cap_evaluation(split, 100, seed=4)  # parts no larger than the cap are kept whole
+    assert np.array_equal(whole.valid, split.valid) and np.array_equal(whole.test, split.test)
+    assert cap_evaluation(split, None, seed=4) is split
 
 
 def test_task_labels_must_be_unique():
