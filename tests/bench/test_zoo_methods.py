@@ -121,3 +121,19 @@ def test_resume_runs_only_what_an_earlier_results_file_lacks(tmp_path, molecule_
     changed.finetune.epochs = 2
     with pytest.raises(ConfigError, match="other model, finetune"):
         harness.run_benchmark(changed, command="test")
+
+
+def test_resume_accepts_files_written_before_an_option_existed():
+    default = harness._settings(RunConfig())
+    now = harness._settings(RunConfig())
+    before = json.loads(json.dumps(now))
+    del before["finetune"]["task"]["sources"]  # an option added to graphssl after the earlier runs
+    assert harness._same_settings(before, now, default)
+    now["finetune"]["task"]["sources"] = ["freesolv"]  # ... but set away from its default here
+    assert not harness._same_settings(before, now, default)
+    now = harness._settings(RunConfig())
+    now["finetune"]["epochs"] = 3
+    assert not harness._same_settings(before, now, default)
+    gone = json.loads(json.dumps(before))
+    gone["finetune"]["retired_option"] = 1  # an option the earlier file had and this version lacks
+    assert not harness._same_settings(gone, harness._settings(RunConfig()), default)
