@@ -176,6 +176,57 @@ def paired_differences(rows: list[dict[str, Any]], baseline: str = "scratch",
     return out
 
 
+def task_differences(rows: list[dict[str, Any]], baseline: str = "scratch",
+                     tolerances: dict[str, float] | None = None
+                     ) -> dict[tuple[str, str, tuple[str, float]], PairedDifference]:
+    """(method, task, label setting) -> the paired difference ``method - baseline`` over the
+    pairs of every split the task runs, taken together (a pair is still one seed on one split)."""
+    tolerances = tolerances or {}
+    by_key = {(r["method"], r["task"], cell_of(r).labels, (cell_of(r).split, *_pair_key(r))): r["test"] for r in rows}
+    metrics = {r["task"]: r["metric"] for r in rows}
+    out = {}
+    for method in _order([r["method"] for r in rows]):
+        if method == baseline:
+            continue
+        for task, labels in _order([(r["task"], cell_of(r).labels) for r in rows]):
+            pairs = sorted(p for (m, t, lab, p) in by_key
+                           if (m, t, lab) == (method, task, labels) and (baseline, task, labels, p) in by_key)
+            if pairs:
+                out[(method, task, labels)] = paired_difference(
+                    [by_key[(method, task, labels, p)] for p in pairs],
+                    [by_key[(baseline, task, labels, p)] for p in pairs],
+                    HIGHER_IS_BETTER[metrics[task]], tolerance=float(tolerances.get(task, 0.0)))
+    return out
+
+
+def _task_table(rows: list[dict[str, Any]], baseline: str, tolerances: dict[str, float], methods: list[str],
+                cells: list[Cell], metrics: dict[str, str]) -> list[str]:
+    """Lines of the per-task table (every split's pairs together), for tasks that run several splits."""
+    several = [t for t in _order([c.task for c in cells]) if len({c.split for c in cells if c.task == t}) > 1]
+    if not several:
+        return []
+    diffs = task_differences([r for r in rows if r["task"] in several], baseline, tolerances)
+    columns = _order([(c.task, c.labels) for c in cells if c.task in several])
+    labelled = len({lab for _, lab in columns}) > 1
+    arrows = {t: "↑" if HIGHER_IS_BETTER[metrics[t]] else "↓" for t in several}
+    head = ["method", *(f"{t}{' / ' + labels_text(lab) if labelled else ''} ({metrics[t]} {arrows[t]})"
+                        for t, lab in columns), "tasks W/T/L"]
+    lines = ["", "Per task, the pairs of all its splits together (each pair: one seed on one split):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        texts, verdicts = [m], []
+        for t, lab in columns:
+            d = diffs.get((m, t, lab))
+            if d is None or d.n == 0:
+                texts.append("n/a")
+                continue
+            verdicts.append(d.verdict)
+            texts.append(f"**{d}**" if d.verdict != "tie" else str(d))
+        texts.append("/".join(str(verdicts.count(v)) for v in ("win", "tie", "loss")))
+        lines.append("| " + " | ".join(texts) + " |")
+    return lines
+
+
 def paired_table(rows: list[dict[str, Any]], baseline: str = "scratch",
                  tolerances: dict[str, float] | None = None) -> str:
     """Each method against ``baseline`` on the same task, split, label setting, seed and split
@@ -211,6 +262,7 @@ def paired_table(rows: list[dict[str, Any]], baseline: str = "scratch",
                 texts.append(f"**{d}**" if d.verdict != "tie" else str(d))
             texts.append("/".join(str(verdicts.count(v)) for v in ("win", "tie", "loss")))
             lines.append("| " + " | ".join(texts) + " |")
+    lines += _task_table(rows, baseline, tolerances, methods, cells, metrics)
     tol_text = ", ".join(f"{t} {tolerances.get(t, 0.0):g}" for t in _order([c.task for c in cells]))
     lines += ["", VERDICT_NOTE.format(b=baseline, t=tol_text)]
     return "\n".join(lines)

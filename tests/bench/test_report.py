@@ -7,7 +7,15 @@ import math
 
 import pytest
 
-from graphssl.bench.report import markdown_table, paired_differences, paired_table, plot_paired, plot_results, summarise
+from graphssl.bench.report import (
+    markdown_table,
+    paired_differences,
+    paired_table,
+    plot_paired,
+    plot_results,
+    summarise,
+    task_differences,
+)
 from graphssl.bench.stats import paired_difference
 from graphssl.core.errors import ConfigError
 
@@ -84,6 +92,28 @@ def test_paired_table_counts_cell_verdicts_and_uses_task_tolerances():
     line = next(x for x in loose.splitlines() if x.startswith("| m "))
     assert line.endswith("| 0/2/0 |") and "(0/4/0)" in line and "**" not in line
     assert paired_table([r for r in rows if r["method"] != "scratch"]) == ""
+
+
+def test_tasks_with_several_splits_also_get_their_pairs_together():
+    # scaffold split seed 0 with seeds 0 and 1, balanced scaffold splits 0 and 1 with their own seed:
+    # (seed 0, split seed 0) exists on both splits and must stay two pairs, not one
+    rows = [row("scratch", 0, 2.0), row("scratch", 1, 2.2),
+            row("scratch", 0, 3.0, split="balanced", split_seed=0), row("scratch", 1, 3.4, split="balanced", split_seed=1),
+            row("pre", 0, 1.8), row("pre", 1, 2.1),
+            row("pre", 0, 2.6, split="balanced", split_seed=0), row("pre", 1, 3.5, split="balanced", split_seed=1),
+            row("scratch", 0, 0.5, task="b3db", metric="roc_auc"), row("pre", 0, 0.6, task="b3db", metric="roc_auc")]
+    diffs = task_differences(rows)
+    pooled = diffs[("pre", "freesolv", ("fraction", 1.0))]
+    # differences -0.2, -0.1, -0.4, +0.1: mean -0.15, three wins and a loss
+    assert pooled.n == 4 and pooled.mean == pytest.approx(-0.15)
+    assert pooled == paired_difference([1.8, 2.1, 2.6, 3.5], [2.0, 2.2, 3.0, 3.4], higher_is_better=False)
+    text = paired_table(rows)
+    assert "Per task, the pairs of all its splits together" in text
+    line = next(x for x in text.splitlines()[text.splitlines().index("| method | freesolv (rmse ↓) | tasks W/T/L |"):]
+                if x.startswith("| pre |"))
+    assert "(3/0/1)" in line
+    assert "b3db (roc_auc" not in text.split("Per task")[1]  # one split: its cell table says it all
+    assert "Per task" not in paired_table([r for r in rows if r["split"] == "scaffold"])
 
 
 def test_label_counts_get_their_own_tables():
