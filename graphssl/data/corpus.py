@@ -25,7 +25,10 @@ class Corpus(Dataset):
     """Several data sets of one domain read as one, set ``i`` repeated ``repeats[i]`` times.
 
     Every graph keeps only the attributes all sets share, labels excluded, so any mix batches.
-    The sets must give the encoder the same input features (their ``feature_spec``).
+    The sets must give the encoder the same input features (their ``feature_spec``). With a set
+    streamed from shards (``graphssl data prepare``), ``shard_sizes`` lists the blocks the step
+    sampler keeps together and ``streamed`` is true; with every set in memory, the corpus is
+    shuffled as one block.
     """
 
     def __init__(self, datasets: Sequence[Any], repeats: Sequence[int] | None = None) -> None:
@@ -53,6 +56,12 @@ class Corpus(Dataset):
             self._ends.append(total)
         shared = set.intersection(*(set(d[0].keys()) for d in self.datasets))
         self.keys = frozenset(shared - LABEL_KEYS)
+        self.streamed = any(hasattr(d, "shard_sizes") for d in self.datasets)
+        if self.streamed:
+            # the step sampler keeps each block together, so a set streamed from disk is read shard
+            # by shard; a set in memory is then one block (its batches are not mixed with other sets')
+            self.shard_sizes = [int(size) for d, r in zip(self.datasets, self.repeats) for _ in range(r)
+                                for size in getattr(d, "shard_sizes", [len(d)])]
 
     def __len__(self) -> int:
         return self._ends[-1]

@@ -190,7 +190,7 @@ def _pretrain(config: RunConfig, dataset, world: World) -> Path:
     blocks = list(getattr(dataset, "shard_sizes", [len(dataset)]))
     clean = dataset  # the graphs as fine-tuning sees them: no transform, no masks
     transform = objective.transform
-    if transform is not None and isinstance(dataset, ShardedDataset):
+    if transform is not None and (isinstance(dataset, ShardedDataset) or getattr(dataset, "streamed", False)):
         dataset = _LazyTransform(dataset, transform)
     elif transform is not None:
         # Deterministic per-graph preprocessing (e.g. coarsening): done once, not every epoch.

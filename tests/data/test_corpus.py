@@ -168,3 +168,36 @@ def test_pretraining_on_a_corpus_writes_its_sets_on_the_zoo_card(tmp_path, molec
     assert card["feature_spec"] == {"domain": "molecule", "explicit_h": False}
     assert card["pretrain"]["graph_passes"] == 8 * 21  # ceil(168 / 8) steps of 8 graphs
 
+
+
+def test_a_streamed_set_keeps_its_shards_as_blocks_and_sets_in_memory_stay_one_block():
+    streamed = _Set("shards", _graphs(5, 1, 0.0))
+    streamed.shard_sizes = [3, 2]
+    corpus = Corpus([streamed, _Set("file", _graphs(4, 1, 0.0))], [1, 2])
+    assert corpus.streamed and corpus.shard_sizes == [3, 2, 4, 4]
+    assert sum(corpus.shard_sizes) == len(corpus)
+    in_memory = Corpus([_Set("a", _graphs(3, 1, 0.0)), _Set("b", _graphs(4, 1, 0.0))])
+    assert not in_memory.streamed and not hasattr(in_memory, "shard_sizes")  # shuffled as one block
+
+
+def test_pretraining_on_prepared_shards_and_a_file_transforms_lazily(tmp_path, corpus, smiles_file, monkeypatch,
+                                                                     one_thread):
+    from graphssl.data.dataset import resolve_source
+    from graphssl.engine import pretrain as pretrain_module
+    from graphssl.molecule.shards import prepare_shards
+
+    shards = tmp_path / "shards"
+    prepare_shards(resolve_source(DataConfig(path=str(corpus))), DataConfig(path=str(corpus)), shards,
+                   shard_size=20, progress=False)
+
+    def no_precompute(*args, **kwargs):
+        raise AssertionError("a corpus with a streamed set must not be transformed into memory")
+
+    monkeypatch.setattr(pretrain_module, "PrecomputedDataset", no_precompute)
+    config = load_config(None, [f"data.sources=[{{path: '{shards}'}}, {{path: '{smiles_file}'}}]",
+                                "model.backbone=gin", "model.hidden=16", "model.num_layers=2",
+                                "objective.name=higmae", "pretrain.epochs=1", "pretrain.batch_size=8",
+                                f"output_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}", "progress=false"])
+    payload = pretrain_module.load_checkpoint(pretrain_module.pretrain(config))
+    assert [row["records"] for row in payload["corpus"]] == [60, 72]
+    assert payload["history"][-1]["steps"] == 132 // 8 + 1  # 16 full steps and a last one of 4 graphs
