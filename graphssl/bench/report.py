@@ -213,18 +213,22 @@ def _task_table(rows: list[dict[str, Any]], baseline: str, tolerances: dict[str,
                         for t, lab in columns), "tasks W/T/L"]
     lines = ["", "Per task, the pairs of all its splits together (each pair: one seed on one split):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for m in methods:
-        texts, verdicts = [m], []
-        for t, lab in columns:
-            d = diffs.get((m, t, lab))
-            if d is None or d.n == 0:
-                texts.append("n/a")
-                continue
-            verdicts.append(d.verdict)
-            texts.append(f"**{d}**" if d.verdict != "tie" else str(d))
-        texts.append("/".join(str(verdicts.count(v)) for v in ("win", "tie", "loss")))
-        lines.append("| " + " | ".join(texts) + " |")
+    lines += [_difference_row(m, [diffs.get((m, t, lab)) for t, lab in columns]) for m in methods]
     return lines
+
+
+def _difference_row(method: str, diffs: list[PairedDifference | None]) -> str:
+    """A Markdown row: each paired difference (bold when it is a win or a loss, n/a when there
+    are no pairs) and the count of wins, ties and losses over them."""
+    texts, verdicts = [method], []
+    for d in diffs:
+        if d is None or d.n == 0:
+            texts.append("n/a")
+            continue
+        verdicts.append(d.verdict)
+        texts.append(f"**{d}**" if d.verdict != "tie" else str(d))
+    texts.append("/".join(str(verdicts.count(v)) for v in ("win", "tie", "loss")))
+    return "| " + " | ".join(texts) + " |"
 
 
 def paired_table(rows: list[dict[str, Any]], baseline: str = "scratch",
@@ -251,17 +255,7 @@ def paired_table(rows: list[dict[str, Any]], baseline: str = "scratch",
             lines += ["", f"**{labels_text(labels).capitalize()}**"]
         head = ["method", *(_column_name(c, show_split, metrics) for c in columns), "cells W/T/L"]
         lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for m in methods:
-            texts, verdicts = [m], []
-            for c in columns:
-                d = diffs.get((m, c))
-                if d is None or d.n == 0:
-                    texts.append("n/a")
-                    continue
-                verdicts.append(d.verdict)
-                texts.append(f"**{d}**" if d.verdict != "tie" else str(d))
-            texts.append("/".join(str(verdicts.count(v)) for v in ("win", "tie", "loss")))
-            lines.append("| " + " | ".join(texts) + " |")
+        lines += [_difference_row(m, [diffs.get((m, c)) for c in columns]) for m in methods]
     lines += _task_table(rows, baseline, tolerances, methods, cells, metrics)
     tol_text = ", ".join(f"{t} {tolerances.get(t, 0.0):g}" for t in _order([c.task for c in cells]))
     lines += ["", VERDICT_NOTE.format(b=baseline, t=tol_text)]

@@ -165,7 +165,7 @@ class DataConfig:
                                   "not both")
             self.parts(where)
 
-    def parts(self, where: str = "data.") -> list[tuple["DataConfig", int]]:
+    def parts(self, where: str = "data.") -> list[tuple[DataConfig, int]]:
         """The data sets this section reads, each with how many times an epoch repeats it: itself
         once, or one config per item of ``sources`` (options it leaves out are this section's)."""
         if not isinstance(self.sources, list) or not self.sources:

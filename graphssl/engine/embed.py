@@ -46,9 +46,9 @@ from graphssl.brep.dataset import BREP_RECIPE, DEFAULT_GRID, BRepRecipe, BRepSou
 from graphssl.core.config import DataConfig, ModelConfig, check_choice, from_dict
 from graphssl.core.errors import ConfigError, DataError, GraphSSLError
 from graphssl.data.builder import Recipe
+from graphssl.data.dataset import domain_of
 from graphssl.data.records import BuildReport, Source, shorten
 from graphssl.data.sources import entry_for
-from graphssl.data.dataset import domain_of
 from graphssl.engine.checkpoint import load_checkpoint
 from graphssl.engine.pretrained import Pretrained, build_finetune_encoder, load_pretrained
 from graphssl.engine.runtime import resolve_device
