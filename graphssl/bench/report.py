@@ -15,7 +15,7 @@ import io
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -155,25 +155,34 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def paired_differences(rows: list[dict[str, Any]], baseline: str = "scratch",
-                       tolerances: dict[str, float] | None = None) -> dict[tuple[str, Cell], PairedDifference]:
-    """(method, cell) -> the paired difference ``method - baseline`` of the test score over the
-    runs both have on the same seed and split seed."""
+def _differences(rows: list[dict[str, Any]], baseline: str, tolerances: dict[str, float] | None,
+                 group: Callable[[dict[str, Any]], tuple], pair: Callable[[dict[str, Any]], tuple]
+                 ) -> dict[tuple[str, tuple], PairedDifference]:
+    """(method, group) -> the paired difference ``method - baseline`` of the test score over the
+    runs of the group (``group(row)``, whose first item is the task) that both have with the same
+    ``pair(row)``."""
     tolerances = tolerances or {}
-    by_key = {(r["method"], cell_of(r), _pair_key(r)): r["test"] for r in rows}
+    by_key = {(r["method"], group(r), pair(r)): r["test"] for r in rows}
     metrics = {r["task"]: r["metric"] for r in rows}
     out = {}
     for method in _order([r["method"] for r in rows]):
         if method == baseline:
             continue
-        for cell in _order([cell_of(r) for r in rows]):
-            pairs = sorted(p for (m, c, p) in by_key if (m, c) == (method, cell) and (baseline, cell, p) in by_key)
+        for g in _order([group(r) for r in rows]):
+            pairs = sorted(p for (m, c, p) in by_key if (m, c) == (method, g) and (baseline, g, p) in by_key)
             if not pairs:
                 continue
-            out[(method, cell)] = paired_difference(
-                [by_key[(method, cell, p)] for p in pairs], [by_key[(baseline, cell, p)] for p in pairs],
-                HIGHER_IS_BETTER[metrics[cell.task]], tolerance=float(tolerances.get(cell.task, 0.0)))
+            out[(method, g)] = paired_difference(
+                [by_key[(method, g, p)] for p in pairs], [by_key[(baseline, g, p)] for p in pairs],
+                HIGHER_IS_BETTER[metrics[g[0]]], tolerance=float(tolerances.get(g[0], 0.0)))
     return out
+
+
+def paired_differences(rows: list[dict[str, Any]], baseline: str = "scratch",
+                       tolerances: dict[str, float] | None = None) -> dict[tuple[str, Cell], PairedDifference]:
+    """(method, cell) -> the paired difference ``method - baseline`` of the test score over the
+    runs both have on the same seed and split seed."""
+    return _differences(rows, baseline, tolerances, cell_of, _pair_key)
 
 
 def task_differences(rows: list[dict[str, Any]], baseline: str = "scratch",
@@ -181,22 +190,9 @@ def task_differences(rows: list[dict[str, Any]], baseline: str = "scratch",
                      ) -> dict[tuple[str, str, tuple[str, float]], PairedDifference]:
     """(method, task, label setting) -> the paired difference ``method - baseline`` over the
     pairs of every split the task runs, taken together (a pair is still one seed on one split)."""
-    tolerances = tolerances or {}
-    by_key = {(r["method"], r["task"], cell_of(r).labels, (cell_of(r).split, *_pair_key(r))): r["test"] for r in rows}
-    metrics = {r["task"]: r["metric"] for r in rows}
-    out = {}
-    for method in _order([r["method"] for r in rows]):
-        if method == baseline:
-            continue
-        for task, labels in _order([(r["task"], cell_of(r).labels) for r in rows]):
-            pairs = sorted(p for (m, t, lab, p) in by_key
-                           if (m, t, lab) == (method, task, labels) and (baseline, task, labels, p) in by_key)
-            if pairs:
-                out[(method, task, labels)] = paired_difference(
-                    [by_key[(method, task, labels, p)] for p in pairs],
-                    [by_key[(baseline, task, labels, p)] for p in pairs],
-                    HIGHER_IS_BETTER[metrics[task]], tolerance=float(tolerances.get(task, 0.0)))
-    return out
+    diffs = _differences(rows, baseline, tolerances, lambda r: (r["task"], cell_of(r).labels),
+                         lambda r: (cell_of(r).split, *_pair_key(r)))
+    return {(method, task, labels): d for (method, (task, labels)), d in diffs.items()}
 
 
 def _task_table(rows: list[dict[str, Any]], baseline: str, tolerances: dict[str, float], methods: list[str],
