@@ -448,6 +448,9 @@ def run_benchmark(config: RunConfig, command: str | None = None, announce: bool 
     if bench.resume:
         print(f"resuming: {len(earlier)} runs of {out / 'results.json'} are kept")
     rows: list[dict[str, Any]] = []
+    # earlier rows this invocation has not reached yet: written with every progress save, so an
+    # interrupted resume loses none of them
+    pending = dict(earlier)
     for task in tasks:
         dataset = load_dataset(task.data, cache, progress=config.progress)
         meta["data_reports"][f"{dataset.name} (task)"] = _report(dataset)
@@ -471,7 +474,7 @@ def run_benchmark(config: RunConfig, command: str | None = None, announce: bool 
                             key = _row_key((method.label, task.label, split_spec.name, split_seed, setting_dir,
                                             seed))
                             if key in earlier:
-                                rows.append(earlier[key])
+                                rows.append(pending.pop(key))
                                 meta["kept_runs"] = meta.get("kept_runs", 0) + 1
                                 continue
                             row = _run_one(config, method, checkpoints, task, dataset, split, split_cfg, fraction,
@@ -484,7 +487,7 @@ def run_benchmark(config: RunConfig, command: str | None = None, announce: bool 
                                   f"{setting_dir} seed={seed} {method.label}: valid {row['valid']:.4f} "
                                   f"test {row['test']:.4f} ({row['seconds']:.1f} s)")
                             meta["wall_seconds"] = time.perf_counter() - t0
-                            _write(out, rows, meta)
+                            _write(out, rows + list(pending.values()), meta)
 
     meta["wall_seconds"] = time.perf_counter() - t0
     tolerances = {t.label: t.tie_tolerance for t in tasks}

@@ -123,6 +123,33 @@ def test_resume_runs_only_what_an_earlier_results_file_lacks(tmp_path, molecule_
         harness.run_benchmark(changed, command="test")
 
 
+def test_an_interrupted_resume_keeps_the_earlier_runs_it_had_not_reached(tmp_path, molecule_csv, monkeypatch,
+                                                                          one_thread):
+    first = _config(tmp_path, molecule_csv, ["scratch"])
+    first.benchmark.seeds = [2]
+    harness.run_benchmark(first, command="test")
+    [earlier] = json.loads((tmp_path / "bench" / "results.json").read_text())["runs"]
+
+    finetune = harness.finetune
+    calls = []
+
+    def stop_at_second(cfg, checkpoint=None, dataset=None, split=None):
+        calls.append(cfg.seed)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the machine went away during seed 1
+        return finetune(cfg, checkpoint=checkpoint, dataset=dataset, split=split)
+
+    monkeypatch.setattr(harness, "finetune", stop_at_second)
+    more = _config(tmp_path, molecule_csv, ["scratch"])
+    more.benchmark.seeds = [0, 1, 2]
+    more.benchmark.resume = True
+    with pytest.raises(KeyboardInterrupt):
+        harness.run_benchmark(more, command="test")
+    runs = json.loads((tmp_path / "bench" / "results.json").read_text())["runs"]
+    assert sorted(r["seed"] for r in runs) == [0, 2]  # seed 2 ran before and is not reached yet
+    assert earlier in runs
+
+
 def test_resume_accepts_files_written_before_an_option_existed():
     default = harness._settings(RunConfig())
     now = harness._settings(RunConfig())
