@@ -21,14 +21,18 @@ multi-task data set gets its own forest, fitted on the training rows that have i
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import time
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from graphssl.core.errors import ConfigError, DataError
+from graphssl.core.io import atomic_write_bytes
 from graphssl.tasks.metrics import compute_metric, is_better
 
 BASELINES = {
@@ -100,36 +104,107 @@ def describe(name: str, options: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- features
 
 
-_FEATURES: dict[str, tuple[tuple, np.ndarray]] = {}
+@dataclass
+class _Features:
+    """One baseline's feature matrix over a data set, filled row by row as splits ask for rows."""
+
+    key: tuple
+    matrix: np.ndarray
+    done: np.ndarray  # bool per row: computed
 
 
-def features(name: str, options: dict[str, Any], smiles: Sequence[str], processes: int = 1) -> tuple[np.ndarray, float]:
-    """The feature matrix of baseline ``name`` for ``smiles`` and the seconds this call spent
-    computing it (0 when it was kept from an earlier call).
+_FEATURES: dict[str, _Features] = {}
 
-    Kept in memory for the process: every seed and split of a task (and tasks sharing a data
-    set, e.g. two QM9 targets) reuses one matrix.
-    """
-    smiles = list(smiles)
-    digest = hashlib.sha256("\n".join(smiles).encode()).hexdigest()
-    params = (options["radius"], options["bits"]) if name == "ecfp-rf" else (options["descriptors"],)
-    key = (params, digest)
-    if name in _FEATURES and _FEATURES[name][0] == key:
-        return _FEATURES[name][1], 0.0
-    start = time.perf_counter()
+
+def _cache_path(cache_dir: Path, name: str, key: tuple) -> Path:
+    params = "-".join(str(p) for p in key[0])
+    return Path(cache_dir) / "baseline_features" / f"{name}-{params}-{key[1][:20]}.npz"
+
+
+def _load_cached(path: Path, key: tuple, n: int) -> _Features | None:
+    """The rows an earlier process computed, or None when ``path`` is absent or not this matrix."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            rows, values = data["rows"], data["values"]
+            if str(data["digest"]) != key[1] or int(data["n"]) != n:
+                return None
+    except (OSError, ValueError, KeyError) as exc:
+        warnings.warn(f"ignoring the unreadable baseline feature cache {path} ({exc}); computing again",
+                      stacklevel=3)
+        return None
+    matrix = np.zeros((n, values.shape[1]), dtype=values.dtype)
+    matrix[rows] = values
+    done = np.zeros(n, dtype=bool)
+    done[rows] = True
+    return _Features(key, matrix, done)
+
+
+def _save_cached(path: Path, entry: _Features) -> None:
+    rows = np.flatnonzero(entry.done)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, rows=rows, values=entry.matrix[rows], digest=np.array(entry.key[1]),
+                        n=np.array(len(entry.done)))
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+def _compute(name: str, options: dict[str, Any], smiles: list[str], processes: int) -> np.ndarray:
     if name == "ecfp-rf":
         from graphssl.molecule.fingerprints import ecfp_matrix
 
-        matrix = ecfp_matrix(smiles, radius=options["radius"], bits=options["bits"])
-    else:
-        from graphssl.molecule.descriptors import descriptor_matrix, descriptor_names
+        return ecfp_matrix(smiles, radius=options["radius"], bits=options["bits"])
+    from graphssl.molecule.descriptors import descriptor_matrix, descriptor_names
 
-        names = descriptor_names(options["descriptors"])
-        workers = max(1, processes) if len(smiles) >= _PARALLEL_FROM else 1
-        matrix = descriptor_matrix(smiles, names, processes=workers)
+    workers = max(1, processes) if len(smiles) >= _PARALLEL_FROM else 1
+    return descriptor_matrix(smiles, descriptor_names(options["descriptors"]), processes=workers)
+
+
+def features(name: str, options: dict[str, Any], smiles: Sequence[str], rows: Sequence[int] | None = None,
+             processes: int = 1, cache_dir: str | Path | None = None) -> tuple[np.ndarray, float]:
+    """The feature matrix of baseline ``name`` over all of ``smiles`` with at least ``rows``
+    computed (default: every row), and the seconds this call spent computing.
+
+    Rows are computed when first asked for (a split of 7,000 QM9 molecules does not pay for
+    130,000) and kept for the process, so every seed and split of a task, and tasks sharing a
+    data set, reuse them. With ``cache_dir`` the computed rows are also kept on disk, keyed by
+    the options and the SMILES, so a later invocation (a resumed benchmark) reuses them. Rows not
+    asked for hold zeros.
+    """
+    smiles = list(smiles)
+    n = len(smiles)
+    digest = hashlib.sha256("\n".join(smiles).encode()).hexdigest()
+    params = (options["radius"], options["bits"]) if name == "ecfp-rf" else (options["descriptors"],)
+    key = (params, digest)
+    path = _cache_path(Path(cache_dir), name, key) if cache_dir is not None else None
+    entry = _FEATURES.get(name)
+    if entry is None or entry.key != key:
+        entry = _load_cached(path, key, n) if path is not None else None
+    wanted = np.arange(n) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
+    if not len(wanted):
+        raise DataError(f"baseline '{name}': no molecules to compute features for")
+    missing = wanted if entry is None else wanted[~entry.done[wanted]]
+    seconds = 0.0
+    if len(missing):
+        start = time.perf_counter()
+        values = _compute(name, options, [smiles[i] for i in missing], processes)
+        if entry is None:
+            entry = _Features(key, np.zeros((n, values.shape[1]), dtype=values.dtype), np.zeros(n, dtype=bool))
+        entry.matrix[missing] = values
+        entry.done[missing] = True
+        if path is not None:
+            _save_cached(path, entry)
+        seconds = time.perf_counter() - start
     # one matrix per baseline (the last data set's): all of QM9's fingerprints take 268 MB
-    _FEATURES[name] = (key, matrix)
-    return matrix, time.perf_counter() - start
+    _FEATURES[name] = entry
+    return entry.matrix, seconds
+
+
+def feature_summary(name: str) -> dict[str, int]:
+    """Rows of baseline ``name``'s current matrix computed so far, and missing (NaN) values among them."""
+    entry = _FEATURES[name]
+    done = entry.matrix[entry.done]
+    return {"computed": int(entry.done.sum()), "missing": int(np.isnan(done).sum()) if done.dtype.kind == "f" else 0}
 
 
 _F32_MAX = float(np.finfo(np.float32).max)

@@ -302,8 +302,10 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], config: RunConfi
         lines.append(f"- Data `{name}`: read {report['read']}, kept {report['kept']}, skipped {report['skipped']}.")
     for task, info in meta.get("features", {}).items():
         for method, f in info.items():
-            when = f"in {f['seconds']:.1f} s" if f["seconds"] else "(reused from an earlier task)"
-            lines.append(f"- Features of `{method}` for `{task}`: {f['molecules']:,} molecules x {f['columns']:,} "
+            when = f"in {f['seconds']:.1f} s" if f["seconds"] else "(reused from an earlier task or the cache)"
+            # files written before features were computed per split lack "computed": all rows were
+            used = f"{f.get('computed', f['molecules']):,} of {f['molecules']:,} molecules (those the splits use)"
+            lines.append(f"- Features of `{method}` for `{task}`: {used} x {f['columns']:,} "
                          f"columns {when}, {f['missing']:,} missing values.")
     seconds: dict[str, list[float]] = {}
     for r in rows:
@@ -356,19 +358,21 @@ def _fraction_for(task: TaskSpec, setting: tuple[str, float], split: Split, spli
     return value / n
 
 
-def _run_baseline(method: Method, dataset: Any, split: Split, fraction: float, seed: int, threads: int | None,
+def _run_baseline(method: Method, dataset: Any, split: Split, fraction: float, seed: int, config: RunConfig,
                   meta: dict[str, Any], task_label: str) -> baselines.BaselineResult:
+    threads = config.threads
     # threads unset: every core, as torch and the forests (n_jobs=-1) then use
     processes = threads or os.cpu_count() or 1
-    matrix, seconds = baselines.features(method.baseline, method.options, dataset.smiles, processes=processes)
-    info = meta["features"].setdefault(task_label, {})
-    if method.label not in info:
-        # seconds 0: the matrix of an earlier task on the same molecules was reused
-        info[method.label] = {"molecules": int(matrix.shape[0]), "columns": int(matrix.shape[1]),
-                              "seconds": seconds,
-                              "missing": int(np.isnan(matrix).sum()) if matrix.dtype.kind == "f" else 0}
     # the same label subset as the fine-tuning loop draws for this seed
     train = subsample_fraction(split.train, fraction, seed=seed)
+    rows = np.concatenate([np.asarray(i, dtype=np.int64) for i in (train, split.valid, split.test)])
+    matrix, seconds = baselines.features(method.baseline, method.options, dataset.smiles, rows=rows,
+                                         processes=processes, cache_dir=config.cache_dir)
+    info = meta["features"].setdefault(task_label, {})
+    previous = info.get(method.label, {})
+    info[method.label] = {"molecules": int(matrix.shape[0]), "columns": int(matrix.shape[1]),
+                          "seconds": previous.get("seconds", 0.0) + seconds,
+                          **baselines.feature_summary(method.baseline)}
     labels = dataset.labels.numpy() if hasattr(dataset.labels, "numpy") else np.asarray(dataset.labels)
     return baselines.fit_forests(matrix, labels, train, split.valid, split.test, dataset.task_type, dataset.metric,
                                  method.options, seed=seed, n_jobs=threads if threads is not None else -1)
@@ -511,7 +515,7 @@ def _run_one(config: RunConfig, method: Method, checkpoints: dict[str, Path | No
              run_dir: Path) -> dict[str, Any]:
     """One run (fine-tuning or a baseline fit) as a row of results.json."""
     if method.baseline:
-        result = _run_baseline(method, dataset, split, fraction, seed, config.threads, meta, task.label)
+        result = _run_baseline(method, dataset, split, fraction, seed, config, meta, task.label)
         return {"method": method.label, "task": task.label, "label_fraction": fraction, "seed": seed,
                 "metric": result.metric, "valid": result.valid, "test": result.test, "best_epoch": None,
                 "selected": result.selected, "train_size": result.train_size, "seconds": result.seconds}

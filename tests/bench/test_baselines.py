@@ -56,6 +56,46 @@ def test_features_are_computed_once_per_baseline_and_data_set(monkeypatch):
     assert other.shape == (3, 64) and seconds > 0
 
 
+def test_features_are_computed_for_the_rows_asked_and_kept_on_disk(monkeypatch, tmp_path):
+    monkeypatch.setattr(baselines, "_FEATURES", {})
+    computed = []
+    compute = baselines._compute
+
+    def counting(name, options, smiles, processes):
+        computed.append(list(smiles))
+        return compute(name, options, smiles, processes)
+
+    monkeypatch.setattr(baselines, "_compute", counting)
+    ecfp = baselines.check_options("ecfp-rf", {"bits": 64})
+    smiles = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCl"]
+    matrix, seconds = baselines.features("ecfp-rf", ecfp, smiles, rows=[3, 1, 3], cache_dir=tmp_path)
+    assert computed == [["c1ccccc1", "CCN"]] and seconds > 0
+    assert matrix.shape == (5, 64) and not matrix[[0, 2, 4]].any()  # rows nobody asked for: not computed
+    assert baselines.feature_summary("ecfp-rf") == {"computed": 2, "missing": 0}
+    matrix, _ = baselines.features("ecfp-rf", ecfp, smiles, rows=[0, 1], cache_dir=tmp_path)
+    assert computed[1:] == [["CCO"]]  # row 1 was kept
+
+    # a new process (empty memory) reads the rows back from the cache: nothing is computed again
+    monkeypatch.setattr(baselines, "_FEATURES", {})
+    again, seconds = baselines.features("ecfp-rf", ecfp, smiles, rows=[0, 1, 3], cache_dir=tmp_path)
+    assert len(computed) == 2 and seconds == 0.0
+    from graphssl.molecule.fingerprints import ecfp_matrix
+
+    reference = ecfp_matrix(smiles, bits=64)
+    np.testing.assert_array_equal(again[[0, 1, 3]], reference[[0, 1, 3]])
+
+    # other molecules (or options) never read this file; a damaged file is said and recomputed
+    monkeypatch.setattr(baselines, "_FEATURES", {})
+    baselines.features("ecfp-rf", ecfp, smiles[:4], rows=[0], cache_dir=tmp_path)
+    assert computed[-1] == ["CCO"]
+    assert len(list((tmp_path / "baseline_features").iterdir())) == 2
+    baselines._cache_path(tmp_path, "ecfp-rf", baselines._FEATURES["ecfp-rf"].key).write_bytes(b"not a zip file")
+    monkeypatch.setattr(baselines, "_FEATURES", {})
+    with pytest.warns(UserWarning, match="unreadable baseline feature cache"):
+        baselines.features("ecfp-rf", ecfp, smiles[:4], rows=[2], cache_dir=tmp_path)
+    assert computed[-1] == ["CC(=O)O"]
+
+
 def test_missing_descriptors_take_the_training_median():
     matrix = np.array([[1.0, np.nan], [3.0, 10.0], [np.nan, 30.0], [100.0, np.nan], [np.nan, np.nan]])
     train = np.array([0, 1, 2])
@@ -173,12 +213,14 @@ def test_benchmark_rows_use_the_networks_splits_and_no_test_molecule(tmp_path, m
         np.testing.assert_array_equal(valid, gnn_valid)
         np.testing.assert_array_equal(test, gnn_test)
         assert not set(train) & (set(test) | set(valid))
-    # What the ECFP forests were fitted on, read back from the feature rows themselves (the 24
+    # What the ECFP forests were fitted on, read back from the feature rows themselves (the
     # molecules' fingerprints all differ): the run's training molecules and nothing else.
     ecfp_calls = [f for f in forest if f[1].shape[1] == 2048]
     ecfp = ecfp_calls[0][1]
-    rows_of = {ecfp[i].astype(np.float32).tobytes(): i for i in range(len(ecfp))}
-    assert len(rows_of) == len(ecfp) == 24
+    used = sorted(set().union(*(set(t) | set(v) | set(te) for _, _, t, v, te in ecfp_calls)))
+    rows_of = {ecfp[i].astype(np.float32).tobytes(): i for i in used}
+    assert len(rows_of) == len(used) and len(ecfp) == 24
+    assert not ecfp[sorted(set(range(24)) - set(used))].any()  # molecules no split uses: never featurized
     ecfp_fits = [x for _, x, _ in fits if x.shape[1] == 2048]
     assert len(ecfp_fits) == 2 * len(ecfp_calls) == 8  # min_samples_leaf 1 and 3 per run
     for j, x in enumerate(ecfp_fits):
