@@ -142,6 +142,12 @@ def _load_cached(path: Path, key: tuple, n: int) -> _Features | None:
 
 
 def _save_cached(path: Path, entry: _Features) -> None:
+    # another process on the same cache may have added rows since this one read it: keep them
+    other = _load_cached(path, entry.key, len(entry.done))
+    if other is not None:
+        theirs = other.done & ~entry.done
+        entry.matrix[theirs] = other.matrix[theirs]
+        entry.done |= theirs
     rows = np.flatnonzero(entry.done)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, rows=rows, values=entry.matrix[rows], digest=np.array(entry.key[1]),

@@ -84,6 +84,18 @@ def test_features_are_computed_for_the_rows_asked_and_kept_on_disk(monkeypatch, 
     reference = ecfp_matrix(smiles, bits=64)
     np.testing.assert_array_equal(again[[0, 1, 3]], reference[[0, 1, 3]])
 
+    # a second process on the same cache: each save keeps the rows the other one wrote
+    memory = baselines._FEATURES["ecfp-rf"]
+    monkeypatch.setattr(baselines, "_FEATURES", {})
+    baselines.features("ecfp-rf", ecfp, smiles, rows=[4], cache_dir=tmp_path)  # reads rows 0, 1, 3; adds 4
+    monkeypatch.setattr(baselines, "_FEATURES", {"ecfp-rf": memory})  # the first process knows 0, 1, 3
+    baselines.features("ecfp-rf", ecfp, smiles, rows=[2], cache_dir=tmp_path)
+    assert baselines.feature_summary("ecfp-rf")["computed"] == 5
+    monkeypatch.setattr(baselines, "_FEATURES", {})
+    calls = len(computed)
+    baselines.features("ecfp-rf", ecfp, smiles, cache_dir=tmp_path)
+    assert len(computed) == calls  # every row is in the file
+
     # other molecules (or options) never read this file; a damaged file is said and recomputed
     monkeypatch.setattr(baselines, "_FEATURES", {})
     baselines.features("ecfp-rf", ecfp, smiles[:4], rows=[0], cache_dir=tmp_path)
