@@ -143,7 +143,10 @@ def _load_cached(path: Path, key: tuple, n: int) -> _Features | None:
 
 def _save_cached(path: Path, entry: _Features) -> None:
     # another process on the same cache may have added rows since this one read it: keep them
-    other = _load_cached(path, entry.key, len(entry.done))
+    # (a damaged file was already reported when it was read, and is overwritten here)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = _load_cached(path, entry.key, len(entry.done))
     if other is not None:
         theirs = other.done & ~entry.done
         entry.matrix[theirs] = other.matrix[theirs]
