@@ -37,11 +37,13 @@ from typing import Any
 
 import numpy as np
 
+from graphssl import zoo
 from graphssl.bench import baselines
 from graphssl.bench.report import markdown_table, paired_table, plot_paired, plot_results
 from graphssl.core.config import (
     BENCHMARK_TASK_OPTIONS,
     DataConfig,
+    FinetuneConfig,
     ObjectiveConfig,
     RunConfig,
     benchmark_task_data,
@@ -56,7 +58,6 @@ from graphssl.engine.pretrain import pretrain
 from graphssl.engine.pretrained import load_pretrained
 from graphssl.engine.runtime import library_versions, machine_description, prepare_cache, set_threads
 from graphssl.objectives.registry import OBJECTIVES
-from graphssl import zoo
 
 BASELINE = "scratch"  # what paired differences are taken against
 ENCODER_PREFIX = "encoder:"  # a method fine-tuning the encoder.pt of an earlier pretraining run
@@ -243,6 +244,30 @@ def _write(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     (out / "results.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
 
 
+def _recipe_text(ft: FinetuneConfig) -> str:
+    """The fine-tuning recipe of a report: the budget, and every recipe option that is not its default."""
+    parts = [f"{ft.epochs} epochs, batch {ft.batch_size}, Adam lr {ft.lr}"]
+    default = FinetuneConfig()
+    if ft.encoder_lr is not None:
+        parts.append(f"encoder lr {ft.encoder_lr}")
+    if ft.layer_decay is not None:
+        parts.append(f"layer-wise decay {ft.layer_decay}")
+    if ft.weight_decay != default.weight_decay:
+        parts.append(f"weight decay {ft.weight_decay}")
+    parts.append(f"dropout {ft.dropout}")
+    if ft.freeze_layers:
+        staged = f", one more unfrozen every {ft.unfreeze_every} epochs" if ft.unfreeze_every else ""
+        parts.append(f"first {ft.freeze_layers} encoder layers frozen{staged}")
+    if ft.patience is not None:
+        parts.append(f"early stopping after {ft.patience} epochs without improvement")
+    if ft.noisy_nodes_weight > 0:
+        parts.append(f"noisy-nodes loss (weight {ft.noisy_nodes_weight}, sigma {ft.noisy_nodes_sigma} A)")
+    if not ft.reestimate_batch_norm:
+        parts.append("batch-norm statistics kept from pretraining")
+    mode = f"lp-ft ({ft.probe_epochs} epochs of linear probing first)" if ft.mode == "lp-ft" else ft.mode
+    return ", ".join(parts) + f", {mode} fine-tuning"
+
+
 def _split_text(task: TaskSpec) -> str:
     parts = []
     for s in task.splits:
@@ -279,8 +304,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], config: RunConfi
         lines += [
             f"- Backbone: {model.backbone}, {model.num_layers} layers, hidden {model.hidden}, {model.pooling} pooling "
             "(identical for every network).",
-            f"- Fine-tuning: {ft.epochs} epochs, batch {ft.batch_size}, Adam lr {ft.lr}, dropout {ft.dropout}, "
-            f"{ft.mode} fine-tuning.",
+            f"- Fine-tuning: {_recipe_text(ft)}.",
         ]
     lines.append(f"- Splits (fractions {ft.split_fractions}): " + "; ".join(_split_text(t) for t in tasks) + ".")
     for method in methods:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from graphssl.core.config import DataConfig, RunConfig, benchmark_task_data, check_choice, data_config
+from graphssl.core.config import DataConfig, RunConfig, benchmark_task_data, check_choice
 from graphssl.core.errors import ConfigError, GraphSSLError
 from graphssl.core.io import remove_stale_temporaries
 from graphssl.data.sources import SOURCES

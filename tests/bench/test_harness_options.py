@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphssl.bench.harness import SplitSpec, TaskSpec, _fraction_for, cap_evaluation, parse_methods, parse_tasks
+from graphssl.bench.harness import (
+    SplitSpec,
+    TaskSpec,
+    _fraction_for,
+    _recipe_text,
+    cap_evaluation,
+    parse_methods,
+    parse_tasks,
+)
 from graphssl.core.config import FinetuneConfig, benchmark_task_data, load_config
 from graphssl.core.errors import ConfigError
 from graphssl.data.splits import Split, subsample_fraction
@@ -107,3 +115,16 @@ def test_standard_tier_config():
         assert task.splits == [SplitSpec("scaffold", [0]), SplitSpec("balanced_scaffold", None)]
     assert tasks["qm9:gap"].label_counts == tasks["qm9:alpha"].label_counts == [1000, 5000]
     assert tasks["b3db"].label_counts is None and bench.label_fractions == [1.0]
+
+
+def test_the_report_names_every_recipe_option_that_changes_the_fine_tuning():
+    plain = _recipe_text(FinetuneConfig(epochs=30, batch_size=32, lr=5e-4, dropout=0.0))
+    assert plain == "30 epochs, batch 32, Adam lr 0.0005, dropout 0.0, full fine-tuning"
+    text = _recipe_text(FinetuneConfig(epochs=30, noisy_nodes_weight=0.1, noisy_nodes_sigma=0.005, encoder_lr=1e-4,
+                                       patience=5, freeze_layers=2, unfreeze_every=3, weight_decay=1e-5,
+                                       mode="lp-ft", probe_epochs=2, reestimate_batch_norm=False))
+    for part in ("encoder lr 0.0001", "weight decay 1e-05", "first 2 encoder layers frozen, one more unfrozen every 3",
+                 "early stopping after 5 epochs", "noisy-nodes loss (weight 0.1, sigma 0.005 A)",
+                 "batch-norm statistics kept from pretraining", "lp-ft (2 epochs of linear probing first)"):
+        assert part in text, part
+    assert "layer-wise" not in text
