@@ -245,7 +245,9 @@ def _write(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
 
 
 def _recipe_text(ft: FinetuneConfig) -> str:
-    """The fine-tuning recipe of a report: the budget, and every recipe option that is not its default."""
+    """The fine-tuning recipe of a report: the budget, and each option that changes how the encoder and
+    head are trained (learning rates, decay, freezing, early stopping, auxiliary losses, head, readout)
+    when it is not its default."""
     parts = [f"{ft.epochs} epochs, batch {ft.batch_size}, Adam lr {ft.lr}"]
     default = FinetuneConfig()
     if ft.encoder_lr is not None:
@@ -264,6 +266,10 @@ def _recipe_text(ft: FinetuneConfig) -> str:
         parts.append(f"noisy-nodes loss (weight {ft.noisy_nodes_weight}, sigma {ft.noisy_nodes_sigma} A)")
     if not ft.reestimate_batch_norm:
         parts.append("batch-norm statistics kept from pretraining")
+    if ft.head_hidden:
+        parts.append(f"MLP head of width {ft.head_hidden}")
+    if ft.pooling:
+        parts.append(f"{ft.pooling} readout")
     mode = f"lp-ft ({ft.probe_epochs} epochs of linear probing first)" if ft.mode == "lp-ft" else ft.mode
     return ", ".join(parts) + f", {mode} fine-tuning"
 

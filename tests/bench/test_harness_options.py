@@ -122,9 +122,11 @@ def test_the_report_names_every_recipe_option_that_changes_the_fine_tuning():
     assert plain == "30 epochs, batch 32, Adam lr 0.0005, dropout 0.0, full fine-tuning"
     text = _recipe_text(FinetuneConfig(epochs=30, noisy_nodes_weight=0.1, noisy_nodes_sigma=0.005, encoder_lr=1e-4,
                                        patience=5, freeze_layers=2, unfreeze_every=3, weight_decay=1e-5,
-                                       mode="lp-ft", probe_epochs=2, reestimate_batch_norm=False))
+                                       mode="lp-ft", probe_epochs=2, reestimate_batch_norm=False, head_hidden=64,
+                                       pooling="sum"))
     for part in ("encoder lr 0.0001", "weight decay 1e-05", "first 2 encoder layers frozen, one more unfrozen every 3",
                  "early stopping after 5 epochs", "noisy-nodes loss (weight 0.1, sigma 0.005 A)",
-                 "batch-norm statistics kept from pretraining", "lp-ft (2 epochs of linear probing first)"):
+                 "batch-norm statistics kept from pretraining", "lp-ft (2 epochs of linear probing first)",
+                 "MLP head of width 64", "sum readout"):
         assert part in text, part
     assert "layer-wise" not in text
