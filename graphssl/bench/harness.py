@@ -249,12 +249,11 @@ def _recipe_text(ft: FinetuneConfig) -> str:
     head are trained (learning rates, decay, freezing, early stopping, auxiliary losses, head, readout)
     when it is not its default."""
     parts = [f"{ft.epochs} epochs, batch {ft.batch_size}, Adam lr {ft.lr}"]
-    default = FinetuneConfig()
     if ft.encoder_lr is not None:
         parts.append(f"encoder lr {ft.encoder_lr}")
     if ft.layer_decay is not None:
         parts.append(f"layer-wise decay {ft.layer_decay}")
-    if ft.weight_decay != default.weight_decay:
+    if ft.weight_decay:
         parts.append(f"weight decay {ft.weight_decay}")
     parts.append(f"dropout {ft.dropout}")
     if ft.freeze_layers:
