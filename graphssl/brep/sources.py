@@ -96,8 +96,8 @@ def folder_source(name: str, path: Path, limit: int | None, keep_labels: bool) -
                       "miou" if labelled else None, identity, total=len(records), class_names=class_names)
 
 
-def _generated_folder(spec: GeneratedParts, n: int, cache_dir: Path, progress: bool) -> Path:
-    """The folder of ``n`` generated parts, generating it on first use."""
+def _generated_folder(spec: GeneratedParts, n: int, cache_dir: Path, progress: bool, workers: int = 1) -> Path:
+    """The folder of ``n`` generated parts, generating it on first use (in ``workers`` processes)."""
     from graphssl.brep.generate import generate_dataset  # OpenCascade: only when parts are generated
 
     folder = cache_dir / f"{spec.name}-{n}"
@@ -108,7 +108,8 @@ def _generated_folder(spec: GeneratedParts, n: int, cache_dir: Path, progress: b
         raise DataError(f"'{folder}' exists but is incomplete (no generated.json); delete it to regenerate")
     tmp = cache_dir / f".{folder.name}.{os.getpid()}.tmp"
     try:
-        report = generate_dataset(n, tmp, seed=spec.seed, progress=progress, classes=spec.classes)
+        report = generate_dataset(n, tmp, seed=spec.seed, progress=progress, classes=spec.classes,
+                                  workers=workers)
         (tmp / "generated.json").write_text(json.dumps({"n": n, "seed": spec.seed, "seconds": report.seconds,
                                                         "regenerated": report.n_regenerated}))
         try:
@@ -127,7 +128,7 @@ def _generated(spec: GeneratedParts):
         n = DEFAULT_PARTS if config.limit is None else int(config.limit)
         if n < 1:
             raise DataError(f"data.limit must be at least 1 part for '{spec.name}', got {n}")
-        folder = _generated_folder(spec, n, cache_dir, progress)
+        folder = _generated_folder(spec, n, cache_dir, progress, config.workers)
         return folder_source(spec.name, folder, n, keep_labels=spec.labelled)
 
     return open_source

@@ -103,6 +103,9 @@ class DataConfig:
         'use')
     limit: int | None = opt(None, 'use only the first N records (deterministic subsets)')
     on_error: str = opt("raise", 'raise: stop at the first bad record; skip: skip bad records and report each')
+    workers: int = opt(1,
+        'processes that build the data set on its first use (featurising records; generating B-rep parts); '
+        'the graphs, the report and the cache folder do not depend on it')
     # A record equal to an earlier kept one (same canonical SMILES, same atoms and cell, same STEP
     # bytes) is a bad record under "reject": in labelled data a duplicate can land in both the
     # training and the test split, or carry a conflicting label. "auto" rejects them in labelled
@@ -149,6 +152,7 @@ class DataConfig:
         """
         check_choice(self.on_error, ON_ERROR, f"{where}on_error")
         check_choice(self.duplicates, DUPLICATES, f"{where}duplicates")
+        check_int(self.workers, f"{where}workers")
         limit = self.max_atoms
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ConfigError(f"option '{where}max_atoms' must be a positive integer, or empty for no limit; "

@@ -10,11 +10,13 @@ so that its presence marks a complete build.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import pickle
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch_geometric.data import Data
@@ -82,18 +84,15 @@ def build(source: Source, recipe: Recipe, config: DataConfig, progress: bool = T
     ``config.duplicates`` rejects duplicates) stops the build under ``on_error=raise`` with an
     error naming it, and is skipped and reported under ``on_error=skip``.
     """
-    featurise = recipe.featuriser(source, config)
     report = BuildReport(source.name, labels=dict(source.label_reading), input=dict(source.input))
     graphs: list[Data] = []
     seen = FirstSeen(config.rejects_duplicates(source.labelled))
-    records = tqdm(source.records, desc=f"featurising {source.name}", total=source.total,
-                   disable=not progress, unit=recipe.unit, mininterval=1.0)
-    for record in records:
-        index, text = recipe.index(record), recipe.describe(record)
-        found, reason = featurise(record)
+    done = tqdm(_featurised(source, recipe, config), desc=f"featurising {source.name}", total=source.total,
+                disable=not progress, unit=recipe.unit, mininterval=1.0)
+    for index, text, found, reason, key in done:
         if reason is None:
             # claimed only once the record built, so a copy of a bad record is reported for its own problem
-            earlier = seen.claim(recipe.duplicate_key(record, found), (index, text))
+            earlier = seen.claim(key, (index, text))
             if earlier is not None:
                 reason = recipe.duplicate_reason(earlier[0], earlier[1], found)
         if reason is not None:
@@ -112,6 +111,54 @@ def build(source: Source, recipe: Recipe, config: DataConfig, progress: bool = T
     if source.task_type == "classification" and all(getattr(g, "y", None) is not None for g in graphs):
         check_classes(source.name, source.task_names, torch.cat([g.y.reshape(1, -1) for g in graphs]), report)
     return TensorStore.from_graphs(graphs, recipe.fields), report
+
+
+# One featurised record: its index, its description, its graphs or the reason it is bad, and
+# its duplicate key (None for a bad record).
+_Done = tuple[int, str, list[Data], str | None, object]
+
+
+def _featurise_one(recipe: Recipe, featurise: Callable[[Any], Featurised], record: Any) -> _Done:
+    found, reason = featurise(record)
+    key = recipe.duplicate_key(record, found) if reason is None else None
+    return recipe.index(record), recipe.describe(record), found, reason, key
+
+
+_WORKER: tuple[Recipe, Callable[[Any], Featurised]] | None = None
+
+
+def _start_worker(recipe: Recipe, source: Source, config: DataConfig) -> None:
+    global _WORKER
+    torch.set_num_threads(1)  # the processes share the cores
+    _WORKER = (recipe, recipe.featuriser(source, config))
+
+
+def _featurise_in_worker(record: Any) -> _Done:
+    assert _WORKER is not None, "the pool initialiser sets up each worker"
+    return _featurise_one(*_WORKER, record)
+
+
+def _featurised(source: Source, recipe: Recipe, config: DataConfig) -> Iterator[_Done]:
+    """Every record of ``source`` featurised, in order: here, or in ``config.workers`` processes."""
+    if config.workers <= 1:
+        featurise = recipe.featuriser(source, config)
+        for record in source.records:
+            yield _featurise_one(recipe, featurise, record)
+        return
+    import multiprocessing as mp
+
+    # Not fork: a forked child of a process whose OpenMP pool has run can deadlock. Each worker
+    # makes its own featuriser from the source's description (its records travel one by one).
+    methods = mp.get_all_start_methods()
+    context = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    bare = dataclasses.replace(source, records=[])
+    try:
+        pickle.dumps((recipe, bare, config))
+    except Exception as exc:
+        raise DataError(f"{source.name}: data.workers={config.workers} needs a data set description that can be "
+                        f"sent to other processes ({type(exc).__name__}: {exc}); set data.workers=1") from None
+    with context.Pool(config.workers, initializer=_start_worker, initargs=(recipe, bare, config)) as pool:
+        yield from pool.imap(_featurise_in_worker, source.records, chunksize=4)
 
 
 def check_classes(name: str, task_names: list[str], y: torch.Tensor, report: BuildReport) -> None:

@@ -76,6 +76,7 @@ class World:
                 dist.broadcast(buffer.data, src=0)
 
     def close(self) -> None:
+        """Destroy the process group this process created; only once every rank is done with it."""
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
 

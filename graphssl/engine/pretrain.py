@@ -161,10 +161,12 @@ def pretrain(config: RunConfig, dataset: Dataset | None = None) -> Path:
     """
     validate(config, "pretrain", has_data=dataset is not None)  # before any process group or data
     world = join_world(config.device)
-    try:
-        return _pretrain(config, dataset, world)
-    finally:
-        world.close()
+    path = _pretrain(config, dataset, world)
+    # Only after a run every rank finished: destroying the group while another rank is still
+    # raising out of (or inside) a collective can block this rank for good, and torchrun then
+    # waits on it. On an error the group goes with the process.
+    world.close()
+    return path
 
 
 def _pretrain(config: RunConfig, dataset, world: World) -> Path:

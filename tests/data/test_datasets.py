@@ -231,3 +231,44 @@ def test_a_path_under_home_is_expanded(tmp_path, monkeypatch, smiles_file):
     with pytest.raises(DataError) as caught:
         load_dataset(DataConfig(path="~/missing.csv"), tmp_path / "cache")
     assert f"'{smiles_file.parent / 'missing.csv'}' does not exist" in str(caught.value)
+
+
+def test_building_in_several_processes_gives_the_same_graphs_and_report(tmp_path):
+    path = tmp_path / "mixed.csv"
+    # a bad SMILES, a bad label and a duplicate (rejected: the set is labelled) among good records
+    path.write_text("smiles,y\nCCO,1.0\nC1CC,2.0\nCCN,abc\nc1ccccc1,0.5\nOCC,4.0\nCCCl,1.5\nCC(=O)O,2.5\nCCO,9.0\n")
+    stores, reports = [], []
+    for workers in (1, 2):
+        cfg = DataConfig(path=str(path), label_columns=["y"], task_type="regression", on_error="skip",
+                         workers=workers)
+        ds = load_dataset(cfg, tmp_path / f"cache{workers}", progress=False)
+        stores.append(TensorStore.load(next((tmp_path / f"cache{workers}").glob("*/graphs.pt")), MOLECULE_FIELDS))
+        reports.append(ds.report)
+    # the same cache folder name: the process count is not part of the cache key
+    assert [p.name for p in (tmp_path / "cache1").iterdir()] == [p.name for p in (tmp_path / "cache2").iterdir()]
+    one, two = reports
+    assert (one.read, one.kept) == (two.read, two.kept) == (8, 4)
+    assert [(s.index, s.input, s.reason) for s in one.skipped] == [(s.index, s.input, s.reason) for s in two.skipped]
+    assert "duplicate" in {s.index: s.reason for s in two.skipped}[7]
+    assert stores[0].t.keys() == stores[1].t.keys() and stores[0].strings == stores[1].strings
+    for name, tensor in stores[0].t.items():
+        assert torch.equal(tensor, stores[1].t[name]), name
+
+
+def test_a_bad_process_count_is_refused_by_name(tmp_path, smiles_file):
+    with pytest.raises(ConfigError, match=r"'data.workers' must be a positive integer; got 0"):
+        load_dataset(DataConfig(path=str(smiles_file), workers=0), tmp_path / "cache", progress=False)
+
+
+def test_a_source_that_cannot_reach_other_processes_is_named(tmp_path):
+    from graphssl.data.builder import build
+    from graphssl.data.records import Source
+    from graphssl.molecule.dataset import MOLECULE_RECIPE
+    from graphssl.molecule.tables import MoleculeRecord
+
+    records = [MoleculeRecord(0, "CCO")]
+    # a lambda cannot be pickled: the several-process path must say so before it starts
+    source = Source("odd", records, [], None, None, "odd", input={"reader": lambda: None})
+    build(source, MOLECULE_RECIPE, DataConfig(), progress=False)  # one process: fine
+    with pytest.raises(DataError, match=r"odd: data.workers=2 needs .*set data.workers=1"):
+        build(source, MOLECULE_RECIPE, DataConfig(workers=2), progress=False)
