@@ -133,9 +133,11 @@ def _start_worker(recipe: Recipe, source: Source, config: DataConfig) -> None:
     _WORKER = (recipe, recipe.featuriser(source, config))
 
 
-def _featurise_in_worker(record: Any) -> _Done:
+def _featurise_in_worker(record: Any) -> bytes:
     assert _WORKER is not None, "the pool initialiser sets up each worker"
-    return _featurise_one(*_WORKER, record)
+    # Plain pickle bytes: multiprocessing would send each tensor as a shared-memory file
+    # descriptor, and thousands of graphs exhaust the descriptors a process may hold.
+    return pickle.dumps(_featurise_one(*_WORKER, record), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _featurised(source: Source, recipe: Recipe, config: DataConfig) -> Iterator[_Done]:
@@ -158,7 +160,8 @@ def _featurised(source: Source, recipe: Recipe, config: DataConfig) -> Iterator[
         raise DataError(f"{source.name}: data.workers={config.workers} needs a data set description that can be "
                         f"sent to other processes ({type(exc).__name__}: {exc}); set data.workers=1") from None
     with context.Pool(config.workers, initializer=_start_worker, initargs=(recipe, bare, config)) as pool:
-        yield from pool.imap(_featurise_in_worker, source.records, chunksize=4)
+        for done in pool.imap(_featurise_in_worker, source.records, chunksize=4):
+            yield pickle.loads(done)
 
 
 def check_classes(name: str, task_names: list[str], y: torch.Tensor, report: BuildReport) -> None:

@@ -272,3 +272,31 @@ def test_a_source_that_cannot_reach_other_processes_is_named(tmp_path):
     build(source, MOLECULE_RECIPE, DataConfig(), progress=False)  # one process: fine
     with pytest.raises(DataError, match=r"odd: data.workers=2 needs .*set data.workers=1"):
         build(source, MOLECULE_RECIPE, DataConfig(workers=2), progress=False)
+
+
+_MANY_GRAPHS = """
+import resource, sys
+from graphssl.core.config import DataConfig
+from graphssl.data.dataset import load_dataset
+# far fewer file descriptors than the graphs hold tensors: sending tensors between processes as
+# shared-memory descriptors would run out of them (and leave the build waiting for good)
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+if __name__ == "__main__":
+    ds = load_dataset(DataConfig(path=sys.argv[1], workers=2), sys.argv[2], progress=False, verbose=False)
+    print(len(ds))
+"""
+
+
+@pytest.mark.slow
+def test_a_build_in_several_processes_does_not_run_out_of_file_descriptors(tmp_path, smiles_file):
+    import subprocess
+    import sys
+
+    many = tmp_path / "many.smi"
+    many.write_text(smiles_file.read_text() * 8)  # 576 molecules, about 3,000 tensors
+    script = tmp_path / "many.py"
+    script.write_text(_MANY_GRAPHS)
+    done = subprocess.run([sys.executable, str(script), str(many), str(tmp_path / "cache")], capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "576"
