@@ -48,6 +48,7 @@ from graphssl.core.config import (
     RunConfig,
     benchmark_task_data,
     check_int,
+    same_settings,
     save_config,
 )
 from graphssl.core.errors import ConfigError
@@ -591,19 +592,6 @@ def _row_key(key: tuple) -> str:
     return json.dumps(list(key), default=str)
 
 
-def _same_settings(old: Any, new: Any, default: Any) -> bool:
-    """Whether settings ``old`` (from an earlier results.json) and ``new`` are the same, an option
-    that ``old`` lacks counting as equal when ``new`` has its default (options added to graphssl
-    since the earlier runs, which could not have used them)."""
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return old == new
-    default = default if isinstance(default, dict) else {}
-    if set(old) - set(new):
-        return False
-    return all(_same_settings(old[k], new[k], default.get(k)) if k in old
-               else k in default and new[k] == default[k] for k in new)
-
-
 def _earlier_runs(out: Path, meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The rows of ``out/results.json`` this invocation would repeat, keyed by :func:`_row_key`."""
     path = out / "results.json"
@@ -614,7 +602,7 @@ def _earlier_runs(out: Path, meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"benchmark.resume: cannot read {path} ({exc}); move it away to start afresh") from None
     old_meta = earlier.get("meta", {})
-    if not _same_settings(old_meta.get("settings"), meta["settings"], _settings(RunConfig())):
+    if not same_settings(old_meta.get("settings"), meta["settings"], _settings(RunConfig())):
         raise ConfigError(f"benchmark.resume: {path} was written with other model, finetune, task or seed "
                           "settings; its runs would not compare with new ones. Use another output_dir, or "
                           "move it away to start afresh")

@@ -15,7 +15,7 @@ import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
+from typing import Any, Callable, ClassVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -85,6 +85,9 @@ CORPUS_SHARED = ("cutoff", "explicit_h", "conformer", "descriptors", "sources")
 @dataclass
 class DataConfig:
     """Where structures come from: a registry name or a user's file."""
+
+    # options that change how a data set is built, not what it holds
+    BUILD_ONLY: ClassVar[tuple[str, ...]] = ("workers",)
 
     name: str | None = opt(None,
         'registry data set (`graphssl data list`): moses, moses-full, b3db, freesolv, rdkit-solubility, '
@@ -488,6 +491,19 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def same_settings(old: Any, new: Any, default: Any) -> bool:
+    """Whether settings ``old`` (saved by an earlier run, as ``to_dict`` gives them) and ``new`` are
+    the same, an option that ``old`` lacks counting as equal when ``new`` has its default (options
+    added to graphssl since the earlier run, which could not have used them)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return old == new
+    default = default if isinstance(default, dict) else {}
+    if set(old) - set(new):
+        return False
+    return all(same_settings(old[k], new[k], default.get(k)) if k in old
+               else k in default and new[k] == default[k] for k in new)
 
 
 def _field_types(cls: type) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import torch
 
 from graphssl import zoo
 from graphssl.bench import harness
-from graphssl.core.config import ModelConfig, RunConfig, from_dict
+from graphssl.core.config import ModelConfig, RunConfig, from_dict, same_settings
 from graphssl.core.errors import ConfigError
 from graphssl.molecule.features import molecule_feature_spec
 from graphssl.nn import build_encoder
@@ -155,12 +155,12 @@ def test_resume_accepts_files_written_before_an_option_existed():
     now = harness._settings(RunConfig())
     before = json.loads(json.dumps(now))
     del before["finetune"]["task"]["sources"]  # an option added to graphssl after the earlier runs
-    assert harness._same_settings(before, now, default)
+    assert same_settings(before, now, default)
     now["finetune"]["task"]["sources"] = ["freesolv"]  # ... but set away from its default here
-    assert not harness._same_settings(before, now, default)
+    assert not same_settings(before, now, default)
     now = harness._settings(RunConfig())
     now["finetune"]["epochs"] = 3
-    assert not harness._same_settings(before, now, default)
+    assert not same_settings(before, now, default)
     gone = json.loads(json.dumps(before))
     gone["finetune"]["retired_option"] = 1  # an option the earlier file had and this version lacks
-    assert not harness._same_settings(gone, harness._settings(RunConfig()), default)
+    assert not same_settings(gone, harness._settings(RunConfig()), default)

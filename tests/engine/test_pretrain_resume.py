@@ -42,6 +42,23 @@ def test_pretrain_refuses_to_resume_a_different_run(tmp_path, molecule_csv):
         pretrain(config)
 
 
+def test_a_state_from_before_an_option_existed_or_built_by_other_processes_resumes(tmp_path, molecule_csv):
+    from graphssl.engine.checkpoint import save_checkpoint
+
+    config = _config(tmp_path, molecule_csv)
+    config.pretrain.epochs = 1
+    pretrain(config)
+    last = tmp_path / "run" / "last.pt"
+    state = load_checkpoint(last)
+    del state["config"]["data"]["workers"]  # a run saved before data.workers existed
+    save_checkpoint(last, state)
+    config.pretrain.epochs, config.data.workers = 2, 2  # its data built in two processes now
+    assert [h["epoch"] for h in load_checkpoint(pretrain(config))["history"]] == [1, 2]
+    config.pretrain.epochs, config.data.explicit_h = 3, True  # an option that changes the graphs
+    with pytest.raises(CheckpointError, match="different data settings"):
+        pretrain(config)
+
+
 def test_exported_batch_norm_statistics_are_those_of_clean_graphs(tmp_path, molecule_csv):
     from graphssl.core.config import DataConfig
     from graphssl.data.dataset import load_dataset

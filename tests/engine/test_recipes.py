@@ -266,8 +266,10 @@ def test_a_state_written_before_the_recipe_options_existed_still_resumes(tmp_pat
     state = load_checkpoint(last)
     for name in ("probe_epochs", "layer_decay", "freeze_layers", "unfreeze_every", "patience"):
         del state["config"]["finetune"][name]
+    del state["config"]["finetune"]["task"]["workers"]  # nor the task's data.workers
     save_checkpoint(last, state)
     config.finetune.epochs = 2
+    config.finetune.task.workers = 2  # how the task's graphs are built does not change the run
     result = finetune(config)
     assert [h["epoch"] for h in result.history] == [1, 2]  # epoch 1 came from the old state
     config.finetune.epochs, config.finetune.patience = 3, 1  # a new option set away from its default
