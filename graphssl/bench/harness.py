@@ -569,22 +569,6 @@ def _settings(config: RunConfig) -> dict[str, Any]:
                                   "tasks": config.benchmark.tasks, "seed": config.seed}, default=str))
 
 
-def _comparable(settings: Any) -> Any:
-    """:func:`_settings` without the options that change only how a data set is built (``workers``),
-    so that earlier runs compare with new ones whatever those were."""
-    def data(spec: Any) -> Any:
-        return {k: v for k, v in spec.items() if k not in DataConfig.BUILD_ONLY} if isinstance(spec, dict) else spec
-
-    if not isinstance(settings, dict):
-        return settings
-    out = dict(settings)
-    if isinstance(out.get("finetune"), dict):
-        out["finetune"] = {**out["finetune"], "task": data(out["finetune"].get("task"))}
-    if isinstance(out.get("tasks"), list):
-        out["tasks"] = [data(t) for t in out["tasks"]]
-    return out
-
-
 def _method_key(method: Method, meta: dict[str, Any]) -> dict[str, Any] | None:
     """What identifies a method's runs across invocations; None for methods pretrained here,
     whose encoders are new on every invocation."""
@@ -618,8 +602,7 @@ def _earlier_runs(out: Path, meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"benchmark.resume: cannot read {path} ({exc}); move it away to start afresh") from None
     old_meta = earlier.get("meta", {})
-    if not same_settings(_comparable(old_meta.get("settings")), _comparable(meta["settings"]),
-                         _comparable(_settings(RunConfig()))):
+    if not same_settings(old_meta.get("settings"), meta["settings"], _settings(RunConfig())):
         raise ConfigError(f"benchmark.resume: {path} was written with other model, finetune, task or seed "
                           "settings; its runs would not compare with new ones. Use another output_dir, or "
                           "move it away to start afresh")

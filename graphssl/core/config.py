@@ -493,16 +493,20 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def same_settings(old: Any, new: Any, default: Any) -> bool:
+def same_settings(old: Any, new: Any, default: Any, ignore: tuple[str, ...] = DataConfig.BUILD_ONLY) -> bool:
     """Whether settings ``old`` (saved by an earlier run, as ``to_dict`` gives them) and ``new`` are
     the same, an option that ``old`` lacks counting as equal when ``new`` has its default (options
-    added to graphssl since the earlier run, which could not have used them)."""
+    added to graphssl since the earlier run, which could not have used them). Options named in
+    ``ignore`` (by default those that change only how a data set is built) are skipped at any depth."""
+    if isinstance(old, list) and isinstance(new, list):  # e.g. benchmark.tasks: item by item
+        return len(old) == len(new) and all(same_settings(a, b, None, ignore) for a, b in zip(old, new))
     if not isinstance(old, dict) or not isinstance(new, dict):
         return old == new
     default = default if isinstance(default, dict) else {}
+    old, new = ({k: v for k, v in d.items() if k not in ignore} for d in (old, new))
     if set(old) - set(new):
         return False
-    return all(same_settings(old[k], new[k], default.get(k)) if k in old
+    return all(same_settings(old[k], new[k], default.get(k), ignore) if k in old
                else k in default and new[k] == default[k] for k in new)
 
 

@@ -29,7 +29,7 @@ import torch
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from graphssl.core.config import DataConfig, RunConfig, same_settings, save_config
+from graphssl.core.config import RunConfig, same_settings, save_config
 from graphssl.core.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from graphssl.data.dataset import load_dataset
 from graphssl.brep.draw import write_test_pictures
@@ -82,14 +82,10 @@ class FinetuneResult:
 
 def _without_epochs(section: Any) -> Any:
     """A config section minus the epoch count (extending a finished run is a valid resume) and the
-    options that do not change what is trained (the non-finite skip budget, how the task's data
-    set is built)."""
+    options that do not change what is trained (the non-finite skip budget)."""
     if not isinstance(section, dict):
         return section
-    out = {k: v for k, v in section.items() if k not in ("epochs", "resume", "skip_nonfinite")}
-    if isinstance(out.get("task"), dict):
-        out["task"] = {k: v for k, v in out["task"].items() if k not in DataConfig.BUILD_ONLY}
-    return out
+    return {k: v for k, v in section.items() if k not in ("epochs", "resume", "skip_nonfinite")}
 
 
 def resume_finetuning(config: RunConfig, task: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -115,7 +111,7 @@ def resume_finetuning(config: RunConfig, task: str, model: torch.nn.Module, opti
         raise CheckpointError(f"'{last}' holds the state of {found} fine-tuning run, not of a {task!r} one; "
                               "use another output_dir, delete it, or set finetune.resume=false")
     saved, current, default = state.get("config", {}), config.to_dict(), RunConfig().to_dict()
-    # options added since the state was written count as equal at their defaults
+    # options added since the state was written count as equal at their defaults; build-only ones not at all
     changed = [k for k in ("model", "finetune")
                if not same_settings(_without_epochs(saved.get(k)), _without_epochs(current[k]),
                                     _without_epochs(default[k]))]

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, Subset
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from graphssl.core.config import DataConfig, RunConfig, same_settings, save_config
+from graphssl.core.config import RunConfig, same_settings, save_config
 from graphssl.core.errors import CheckpointError, RunInterrupted, TrainingDiverged
 from graphssl.data.corpus import Corpus
 from graphssl.data.dataset import PrecomputedDataset, load_dataset
@@ -60,20 +60,12 @@ def encoder_from_config(config: RunConfig, dataset: Dataset, deg: torch.Tensor |
 _RECIPE = ("batch_size", "lr", "weight_decay")
 
 
-def _what_it_trains_on(settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` without the data options that change only how the data set is built."""
-    data = settings.get("data")
-    if not isinstance(data, dict):
-        return settings
-    return {**settings, "data": {k: v for k, v in data.items() if k not in DataConfig.BUILD_ONLY}}
-
-
 def _check_same_run(saved: dict[str, Any], config: RunConfig, path: Path) -> None:
     """Refuse to resume a run whose data, model or objective differ from the saved one, or (unless
     ``pretrain.resume`` is ``force``) whose batch size, learning rate, weight decay or seed do."""
-    before, current, default = (_what_it_trains_on(s) for s in (saved, config.to_dict(), RunConfig().to_dict()))
+    current, default = config.to_dict(), RunConfig().to_dict()
     changed = [key for key in ("data", "model", "objective")
-               if not same_settings(before.get(key), current[key], default[key])]
+               if not same_settings(saved.get(key), current[key], default[key])]
     if changed:
         raise CheckpointError(
             f"'{path}' was written by a run with different {', '.join(changed)} settings; use another "
