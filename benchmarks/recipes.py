@@ -13,7 +13,7 @@ reported beside it and never choose anything.
     nohup python benchmarks/recipes.py --tasks freesolv rdkit-solubility --seeds 3 \
         --out benchmarks/results/recipes > runs/recipes.log 2>&1 &
     nohup python benchmarks/recipes.py --config benchmarks/brep_mfcad_zoo.yaml --tasks brep-mfcad \
-        --limit 300 --label-fractions 0.05 0.2 --zoo gine-brepmae-mfcad20k --seeds 10 \
+        --limit 300 --label-fractions 0.05 0.2 --zoo gine-brepmae-mfcad20k-40ep --seeds 10 \
         --recipes default encoder-lr-0.1x layer-decay-0.7 lp-ft-3 freeze-2 linear \
         --out benchmarks/results/recipes_brep > runs/recipes_brep.log 2>&1 &
 
@@ -29,7 +29,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -158,6 +158,17 @@ def main() -> None:
     # the command that ran the rows (a continued or report-only call keeps the first one)
     command = (previous.get("command") or previous.get("meta", {}).get("command")
                or "python " + " ".join(shlex.quote(a) for a in sys.argv))
+    checkpoints = {"scratch": None, ZOO_ARM: f"zoo:{args.zoo}"}
+    # kept rows must come from the same base setup, zoo entry and data: otherwise they would be
+    # paired with runs they do not compare with
+    setup = {"base_config": args.config, "zoo": checkpoints[ZOO_ARM], "limit": args.limit}
+    before = previous.get("setup") or {k: v for k, v in (("base_config", previous.get("meta", {}).get("base_config")),
+                                                         ("zoo", previous.get("meta", {}).get("arms", {}).get(ZOO_ARM)),
+                                                         ("limit", previous.get("meta", {}).get("limit")))}
+    changed = [f"{k}: {before[k]!r} there, {setup[k]!r} here" for k in setup
+               if rows and before.get(k) is not None and before[k] != setup[k]]
+    if changed:
+        raise SystemExit(f"{stored} holds runs of another setup ({'; '.join(changed)}); use another --out")
     seeds = list(range(args.seeds))
     if args.report_only:  # a comparison over unequal seeds would not be paired: keep the complete ones
         cells = {(_task_label(t, f), r, a) for t in args.tasks for f in args.label_fractions
@@ -169,7 +180,6 @@ def main() -> None:
     if args.report_only:
         labels = [t for t in labels if any(r["task"] == t for r in rows)]
         rows = [r for r in rows if r["seed"] in seeds]
-    checkpoints = {"scratch": None, ZOO_ARM: f"zoo:{args.zoo}"}
     datas = {task: gs.DataConfig(name=task, on_error="skip", limit=args.limit) for task in args.tasks}
     datasets = {} if args.report_only else {
         task: gs.load_dataset(data, base.cache_dir, progress=False) for task, data in datas.items()}
@@ -191,7 +201,7 @@ def main() -> None:
                                      "best_epoch": result.best_epoch, "seconds": result.seconds,
                                      "valid_history": [h["valid"] for h in result.history]})
                         print(json.dumps({k: v for k, v in rows[-1].items() if k != "valid_history"}), flush=True)
-                        stored.write_text(json.dumps({"command": command, "rows": rows,
+                        stored.write_text(json.dumps({"command": command, "setup": setup, "rows": rows,
                                                       "run_seconds": elapsed_before + time.time() - t0}, indent=1))
     tables, chosen = report(rows, labels, args.recipes, seeds)
     run_seconds = elapsed_before + (0.0 if args.report_only else time.time() - t0)
@@ -203,8 +213,8 @@ def main() -> None:
             "selection": "recipe: best mean validation score of both arms (relative to the default, "
                          "averaged over tasks); run: test score at the best validation epoch"}
     if not args.report_only:  # a report over fewer seeds never overwrites the runs themselves
-        stored.write_text(json.dumps({"command": command, "meta": meta, "rows": rows, "run_seconds": run_seconds},
-                                     indent=1))
+        stored.write_text(json.dumps({"command": command, "setup": setup, "meta": meta, "rows": rows,
+                                      "run_seconds": run_seconds}, indent=1))
     else:
         (out / "report.json").write_text(json.dumps({"meta": meta}, indent=1))
     (out / "results.md").write_text(
