@@ -162,11 +162,8 @@ def main() -> None:
     # kept rows must come from the same base setup, zoo entry and data: otherwise they would be
     # paired with runs they do not compare with
     setup = {"base_config": args.config, "zoo": checkpoints[ZOO_ARM], "limit": args.limit}
-    before = previous.get("setup") or {k: v for k, v in (("base_config", previous.get("meta", {}).get("base_config")),
-                                                         ("zoo", previous.get("meta", {}).get("arms", {}).get(ZOO_ARM)),
-                                                         ("limit", previous.get("meta", {}).get("limit")))}
-    changed = [f"{k}: {before[k]!r} there, {setup[k]!r} here" for k in setup
-               if rows and before.get(k) is not None and before[k] != setup[k]]
+    before = previous.get("setup", setup)
+    changed = [f"{k}: {before.get(k)!r} there, {v!r} here" for k, v in setup.items() if before.get(k) != v]
     if changed:
         raise SystemExit(f"{stored} holds runs of another setup ({'; '.join(changed)}); use another --out")
     seeds = list(range(args.seeds))
@@ -209,7 +206,7 @@ def main() -> None:
     meta = {"command": command, "machine": ran.get("machine") or machine_description(), "seeds": seeds,
             "versions": ran.get("versions") or library_versions(), "run_seconds": run_seconds, "chosen": chosen,
             "recipes": {r: recipe_options(r, base.finetune) for r in args.recipes}, "arms": checkpoints,
-            "base_config": args.config, "limit": args.limit, "label_fractions": args.label_fractions,
+            "label_fractions": args.label_fractions,
             "selection": "recipe: best mean validation score of both arms (relative to the default, "
                          "averaged over tasks); run: test score at the best validation epoch"}
     if not args.report_only:  # a report over fewer seeds never overwrites the runs themselves
